@@ -1,0 +1,118 @@
+"""Settings from the environment (12-factor), with secrets also read from files.
+
+Every setting is an environment variable of the same name in upper case. Secrets may instead be
+files in ``SECRETS_DIR`` (default ``/run/secrets``, where Kubernetes and Compose mount them),
+one file per variable, named like the variable. An environment variable wins over a file of the
+same name; a file's trailing newline is stripped.
+
+``APP_ENV=development`` (the default) runs on embedded defaults with nothing else installed.
+``APP_ENV=production`` refuses to start with anything that is missing or not safe to run as several
+replicas, naming the variable.
+"""
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import SERVICE_NAME
+
+DEFAULT_SECRETS_DIR = "/run/secrets"
+MIN_SECRET_KEY_LENGTH = 32
+# Values people copy from examples; a replica started with one of them is as good as unprotected.
+KNOWN_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "development", "insecure"})
+
+
+class ConfigError(Exception):
+    """The environment does not describe a service that may start; ``problems`` names why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    app_env: Literal["development", "production"] = "development"
+    service_name: str = SERVICE_NAME
+
+    # HTTP server (uvicorn). One process per container: scale with replicas, not workers.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Above the load balancer's idle timeout, so the balancer (not us) closes idle connections.
+    keepalive_timeout_seconds: int = Field(default=75, gt=0)
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    # Graceful shutdown: on SIGTERM readiness fails at once, requests are still served for the drain
+    # delay (the balancer needs it to notice), then in-flight requests get the grace time to finish.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
+    shutdown_grace_seconds: int = Field(default=20, gt=0)
+
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    secret_key: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    request_id_header: str = "X-Request-ID"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if not self.is_production:
+            return self
+        problems: list[str] = []
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not key:
+            problems.append(
+                "SECRET_KEY is required when APP_ENV=production (env var or secret file)"
+            )
+        elif len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in KNOWN_WEAK_SECRETS:
+            problems.append(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
+                "when APP_ENV=production"
+            )
+        if self.log_format != "json":
+            problems.append("LOG_FORMAT must be json when APP_ENV=production")
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def secret_key_value(self) -> str:
+        """The signing secret. Development without one gets a random key for this process only."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _DEVELOPMENT_SECRET_KEY
+
+
+_DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
+
+
+def load_settings() -> Settings:
+    """Read the environment and secret files, or raise ConfigError naming the variables."""
+    secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    try:
+        if secrets_dir.is_dir():
+            return Settings(_secrets_dir=secrets_dir)
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    variable = "_".join(str(part) for part in error.get("loc", ())).upper()
+    message = error.get("msg", "invalid value")
+    return f"{variable}: {message}" if variable else str(message)

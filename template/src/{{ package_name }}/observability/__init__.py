@@ -1,0 +1,1 @@
+"""Logs, request IDs, metrics (and tracing when chosen): framework-agnostic ASGI pieces."""

@@ -1,0 +1,65 @@
+"""Prometheus metrics for HTTP traffic, served at ``/metrics``.
+
+Labels use the route template (``/items/{item_id}``), never the raw path, so cardinality stays
+bounded; unmatched paths share one label. Probe and metrics requests are not counted: they would
+drown the real traffic. One server process per container keeps the numbers consistent between
+scrapes (no per-worker counters jumping around).
+"""
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as _generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+RouteResolver = Callable[[Scope], str | None]
+"""Returns the matched route template for a handled request, or None when nothing matched."""
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+REQUESTS = Counter("http_requests_total", "HTTP requests handled.", ["method", "route", "status"])
+DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to the end of the response body.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+IN_PROGRESS = Gauge("http_requests_in_progress", "HTTP requests being handled.", ["method"])
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition body and its content type."""
+    return _generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    def __init__(
+        self, app: ASGIApp, resolve_route: RouteResolver, skip_paths: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.resolve_route = resolve_route
+        self.skip_paths = skip_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.skip_paths:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500  # stays 500 if the app raises before sending a response
+        began = time.perf_counter()
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        IN_PROGRESS.labels(method).inc()
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            IN_PROGRESS.labels(method).dec()
+            route = self.resolve_route(scope) or UNMATCHED_ROUTE
+            REQUESTS.labels(method, route, str(status)).inc()
+            DURATION.labels(method, route).observe(time.perf_counter() - began)

@@ -1,0 +1,59 @@
+"""Request IDs: taken from the incoming header when it is sane, otherwise generated.
+
+The ID is returned in the response header, bound to every log line written while the request is
+handled, and available to outbound calls through ``outbound_headers()`` so a request can be followed
+across services.
+"""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# A client-supplied ID is echoed into logs and headers: accept only short, printable tokens.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _current_request_id.get()
+
+
+def outbound_headers(header: str = "X-Request-ID") -> dict[str, str]:
+    """Headers to pass on outbound HTTP calls so the next service logs the same request ID."""
+    request_id = _current_request_id.get()
+    return {header: request_id} if request_id else {}
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp, header: str = "X-Request-ID") -> None:
+        self.app = app
+        self.header = header
+        self._header_key = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(self._header_key, b"").decode("latin-1")
+        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = _current_request_id.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != self._header_key
+                ]
+                headers.append((self._header_key, request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            _current_request_id.reset(token)

@@ -1,0 +1,68 @@
+"""The HTTP server: uvicorn, configured explicitly, with a drain phase on SIGTERM.
+
+Plain uvicorn stops accepting connections the moment SIGTERM arrives, while the load balancer may
+still be sending traffic, and waits without bound for in-flight requests. Here SIGTERM instead:
+
+1. turns ``/readyz`` to 503 at once (the balancer takes the replica out of rotation),
+2. keeps serving every request for ``SHUTDOWN_DRAIN_SECONDS``,
+3. stops accepting, lets in-flight requests finish for up to ``SHUTDOWN_GRACE_SECONDS``,
+4. runs the application's shutdown (closing connections) and exits 0.
+
+A second SIGTERM or SIGINT skips the rest of the drain; SIGINT (Ctrl-C) skips the drain entirely.
+"""
+
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+
+from .config import Settings
+from .lifecycle import Lifecycle
+from .observability.logs import get_logger
+
+logger = get_logger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_seconds = drain_seconds
+        self._drain_timer: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Runs in the signal handler: only set flags and start a timer here.
+        if self.lifecycle.draining or sig == signal.SIGINT or self.drain_seconds == 0:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.lifecycle.begin_drain()
+            self.should_exit = True
+            return
+        self.lifecycle.begin_drain()
+        logger.info("shutdown requested, draining", signal=sig, drain_seconds=self.drain_seconds)
+        self._drain_timer = threading.Timer(self.drain_seconds, self._stop_accepting)
+        self._drain_timer.daemon = True
+        self._drain_timer.start()
+
+    def _stop_accepting(self) -> None:
+        logger.info("drain delay over, finishing in-flight requests")
+        self.should_exit = True
+
+
+def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> DrainingServer:
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        workers=1,  # one process per container; replicas are the unit of scale
+        lifespan="on",
+        log_config=None,  # logging is configured by observability.logs
+        access_log=False,  # the access log middleware writes it, with the request ID
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+    )
+    return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds)

@@ -1,0 +1,1 @@
+"""FastAPI adapter over the framework-agnostic core: app factory, probe and example routes."""

@@ -1,0 +1,16 @@
+"""Example application routes. Replace or extend them; keep handlers free of process-local state."""
+
+from fastapi import APIRouter, Request
+
+from ..observability.logs import get_logger
+from ..observability.request_id import current_request_id
+
+router = APIRouter()
+logger = get_logger(__name__)
+
+
+@router.get("/")
+async def index(request: Request) -> dict[str, str | None]:
+    settings = request.app.state.settings
+    logger.info("index served")
+    return {"service": settings.service_name, "request_id": current_request_id()}
