@@ -8,7 +8,8 @@ still be sending traffic, and waits without bound for in-flight requests. Here S
 3. stops accepting, lets in-flight requests finish for up to ``SHUTDOWN_GRACE_SECONDS``,
 4. runs the application's shutdown (closing connections) and exits 0.
 
-A second SIGTERM or SIGINT skips the rest of the drain; SIGINT (Ctrl-C) skips the drain entirely.
+A repeated SIGTERM changes nothing; SIGINT (Ctrl-C) skips the drain, a second one also stops
+waiting for in-flight requests.
 """
 
 import signal
@@ -33,13 +34,17 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the signal handler: only set flags and start a timer here.
-        if self.lifecycle.draining or sig == signal.SIGINT or self.drain_seconds == 0:
-            if self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            self.lifecycle.begin_drain()
+        self.lifecycle.begin_drain()
+        if sig == signal.SIGINT:
+            # Ctrl-C: skip the drain; a second Ctrl-C also stops waiting for in-flight requests.
+            self.force_exit = self.should_exit
             self.should_exit = True
             return
-        self.lifecycle.begin_drain()
+        if self._drain_timer is not None:
+            return  # already draining: a repeated SIGTERM (e.g. forwarded twice) changes nothing
+        if self.drain_seconds == 0:
+            self.should_exit = True
+            return
         logger.info("shutdown requested, draining", signal=sig, drain_seconds=self.drain_seconds)
         self._drain_timer = threading.Timer(self.drain_seconds, self._stop_accepting)
         self._drain_timer.daemon = True

@@ -85,7 +85,8 @@ def _tag_request_id(span: Span, scope: dict[str, Any]) -> None:
 
 
 def install_tracing(app: FastAPI, provider: TracerProvider, skip_paths: frozenset[str]) -> None:
-    excluded = ",".join(f"^{re.escape(path)}$" for path in sorted(skip_paths))
+    # The instrumentation matches these against the full URL (scheme://host/path?query).
+    excluded = ",".join(f"//[^/]+{re.escape(path)}(\\?|$)" for path in sorted(skip_paths))
     app.add_middleware(
         OpenTelemetryMiddleware,
         tracer_provider=provider,

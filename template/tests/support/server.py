@@ -1,0 +1,47 @@
+"""Helpers for tests that run the service as a real process."""
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    base_url: str
+
+    def get(self, path: str, params: dict[str, float] | None = None) -> httpx2.Response:
+        return httpx2.get(self.base_url + path, params=params, timeout=10)
+
+    def started(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"server exited early with {self.process.returncode}")
+        try:
+            return self.get("/startupz").status_code == 200
+        except httpx2.TransportError:
+            return False
+
+    def output(self) -> str:
+        """Everything the process wrote to stdout; call after it exited."""
+        stdout, _ = self.process.communicate(timeout=30)
+        return stdout
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,70 @@
+"""Graceful shutdown of a real server process: SIGTERM with a slow request in flight."""
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import httpx2
+
+from .support.server import ServerProcess, wait_until
+
+DRAIN_SECONDS = 2.0
+
+
+def test_sigterm_drains_finishes_in_flight_requests_and_exits_zero(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS), SHUTDOWN_GRACE_SECONDS="15")
+    slow_result: dict[str, httpx2.Response] = {}
+
+    def slow_request() -> None:
+        slow_result["response"] = server.get("/slow", params={"seconds": 4})
+
+    in_flight = threading.Thread(target=slow_request)
+    in_flight.start()
+    time.sleep(0.5)  # let the slow request reach the handler
+    server.process.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+
+    # Readiness turns 503 at once, while the process keeps serving other requests.
+    wait_until(lambda: server.get("/readyz").status_code == 503, timeout=5)
+    during_drain = server.get("/")
+    assert during_drain.status_code == 200
+    assert during_drain.headers["connection"] == "close"
+    assert time.monotonic() - signalled_at < DRAIN_SECONDS, "drain ended before the checks ran"
+
+    in_flight.join(timeout=30)
+    assert slow_result["response"].status_code == 200
+    assert slow_result["response"].json() == {"slept": 4}
+
+    assert server.process.wait(timeout=30) == 0
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
+    events = [line["event"] for line in lines]
+    assert "shutdown requested, draining" in events
+    assert "stopped" in events
+
+
+def test_connections_are_accepted_during_the_drain_and_refused_after_exit(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS), SHUTDOWN_GRACE_SECONDS="5")
+    server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signal.SIGTERM)  # a repeated SIGTERM must not cut the drain short
+    time.sleep(DRAIN_SECONDS / 2)
+    assert server.get("/livez").status_code == 200
+    assert server.process.wait(timeout=30) == 0
+    try:
+        server.get("/livez")
+    except httpx2.ConnectError:
+        pass
+    else:
+        raise AssertionError("server still accepted connections after exiting")
+
+
+def test_sigint_skips_the_drain(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(SHUTDOWN_DRAIN_SECONDS="60", SHUTDOWN_GRACE_SECONDS="5")
+    server.process.send_signal(signal.SIGINT)
+    # With a 60 s drain, only skipping it lets the process exit within this bound.
+    assert server.process.wait(timeout=30) == 0
