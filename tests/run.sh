@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The template's whole test suite, from a fresh machine: installs what is missing, then runs every tier.
+# Usage: bash tests/run.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export UV_PYTHON_DOWNLOADS=never
+
+# uv as a standalone binary, outside pyenv's shims: rendered projects carry a .python-version file,
+# which pyenv would otherwise obey by switching to an interpreter that has no uv.
+if ! command -v uv >/dev/null 2>&1 || [[ "$(command -v uv)" == */shims/* ]]; then
+    uv_home="${XDG_DATA_HOME:-$HOME/.local/share}/uv-standalone"
+    python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$uv_home" uv
+    export PATH="$uv_home/bin:$PATH"
+fi
+
+# Debian packages the tests use (servers arrive with later features); installed only when missing.
+debian_packages=(git)
+missing=()
+for package in "${debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    sudo_cmd=()
+    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The dev environment on Python 3.12 (pyenv's interpreter when there is one).
+python=$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
+uv sync --frozen --python "${python:-python3.12}"
+
+# Static tiers (every combination, refusals, interactive, docs) in one process: they share renders.
+uv run pytest -m "not tier2" "$@"
+# Runtime tier: each combination of the covering array installs and runs its own suite.
+uv run pytest -m tier2 -n 2 "$@"
