@@ -26,6 +26,7 @@ def serve(app_factory: AppFactory | None = None) -> int:
         logger.warning(
             "development profile: embedded defaults in use, not for production",
             app_env=settings.app_env,
+            in_process_store=settings.store_url is None,
         )
     if app_factory is None:
         from .web.app import create_app

@@ -62,6 +62,25 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
 
+    # Shared store for sessions and cache (redis://, valkey://, memcached://). Unset in development:
+    # an in-process store, which production refuses because each replica would have its own.
+    store_url: SecretStr | None = None
+    store_timeout_seconds: float = Field(default=1.0, gt=0)
+    key_namespace: str = Field(default=SERVICE_NAME, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+    session_cookie_name: str = Field(default="session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Unset: Secure in production, not in development (plain http on localhost).
+    session_cookie_secure: bool | None = None
+    session_cookie_samesite: Literal["lax", "strict"] = "lax"
+    # At most 30 days: Memcached reads a longer TTL as an absolute time.
+    session_ttl_seconds: int = Field(default=86400, ge=60, le=30 * 24 * 3600)
+    session_expiry: Literal["sliding", "absolute"] = "sliding"
+
+    # The example login route's one account. Development falls back to demo/demo; production has
+    # no demo login unless DEMO_PASSWORD is set.
+    demo_username: str = "demo"
+    demo_password: SecretStr | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     request_id_header: str = "X-Request-ID"
@@ -85,11 +104,39 @@ class Settings(BaseSettings):
                 f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
                 "when APP_ENV=production"
             )
+        store = self.store_url.get_secret_value() if self.store_url else ""
+        if not store:
+            problems.append(
+                "STORE_URL is required when APP_ENV=production: sessions and cache must live in "
+                "a store shared by every replica"
+            )
+        elif store.startswith("memory://"):
+            problems.append(
+                "STORE_URL must not be memory:// when APP_ENV=production: each replica would keep "
+                "its own sessions and cache"
+            )
+        if self.session_cookie_secure is False:
+            problems.append("SESSION_COOKIE_SECURE must not be false when APP_ENV=production")
         if self.log_format != "json":
             problems.append("LOG_FORMAT must be json when APP_ENV=production")
         if problems:
             raise ConfigError(problems)
         return self
+
+    @property
+    def store_url_value(self) -> str:
+        return self.store_url.get_secret_value() if self.store_url else "memory://"
+
+    @property
+    def cookie_secure(self) -> bool:
+        if self.session_cookie_secure is None:
+            return self.is_production
+        return self.session_cookie_secure
+
+    def demo_password_value(self) -> str | None:
+        if self.demo_password is not None:
+            return self.demo_password.get_secret_value()
+        return None if self.is_production else "demo"
 
     def secret_key_value(self) -> str:
         """The signing secret. Development without one gets a random key for this process only."""

@@ -1,5 +1,6 @@
 """Helpers for tests that run the service as a real process."""
 
+import os
 import socket
 import subprocess
 import time
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx2
+import pytest
 
 
 def free_port() -> int:
@@ -45,3 +47,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def require_binary(path: str | None) -> str:
+    """The server binary, or a skip outside CI; under CI=true a missing server is a failure."""
+    if path is not None:
+        return path
+    message = "server binary not installed (see README: Test)"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,6 @@
+"""Server-side sessions in the shared store: any replica can serve any request of a session."""
+
+from .manager import Session, SessionManager
+from .middleware import SessionMiddleware
+
+__all__ = ["Session", "SessionManager", "SessionMiddleware"]

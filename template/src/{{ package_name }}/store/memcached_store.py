@@ -1,0 +1,61 @@
+"""Memcached through pymemcache, run in worker threads.
+
+pymemcache closes a connection on any timeout or error, so a late answer can never be read as the
+reply to a later command (a risk with clients that leave cancelled connections in their pool).
+Memcached evicts under memory pressure and keeps nothing across restarts: sessions can be lost.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from pymemcache.client.base import PooledClient
+from pymemcache.exceptions import MemcacheError
+
+from . import KeyValueStore, StoreUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 11211
+
+
+class MemcachedStore:
+    def __init__(self, client: PooledClient) -> None:
+        self._client = client
+
+    async def _run(self, operation: str, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(call)
+        except (MemcacheError, OSError) as exc:
+            raise StoreUnavailable(f"memcached {operation} failed: {exc}") from exc
+
+    async def get(self, key: str) -> bytes | None:
+        value: bytes | None = await self._run("get", lambda: self._client.get(key))
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._run("set", lambda: self._client.set(key, value, expire=ttl_seconds))
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self._run("delete", lambda: self._client.delete_many(list(keys)))
+
+    async def ping(self) -> None:
+        await self._run("version", self._client.version)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
+def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
+    parts = urlsplit(url)
+    client = PooledClient(
+        (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT),
+        connect_timeout=timeout_seconds,
+        timeout=timeout_seconds,
+        no_delay=True,
+        max_pool_size=32,
+        default_noreply=False,  # wait for the server: a write must be stored before we answer
+    )
+    return MemcachedStore(client)

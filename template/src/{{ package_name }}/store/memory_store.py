@@ -1,0 +1,37 @@
+"""In-process store for development and tests. Each process has its own: never for production."""
+
+import time
+
+from . import KeyValueStore
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[bytes, float]] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, expires_at = item
+        if time.monotonic() >= expires_at:
+            del self._items[key]
+            return None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self._items[key] = (value, time.monotonic() + ttl_seconds)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._items.pop(key, None)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._items.clear()
+
+
+def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
+    return MemoryStore()

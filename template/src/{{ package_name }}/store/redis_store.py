@@ -1,0 +1,59 @@
+"""Redis and Valkey (wire-compatible) through redis-py's asyncio client.
+
+Timeouts are set on the socket, so a hung server fails a request quickly instead of piling them up;
+redis-py drops a connection that timed out or was cancelled, and reconnects on the next command, so
+the service recovers by itself when the store comes back.
+"""
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from . import KeyValueStore, StoreUnavailable
+
+
+class RedisStore:
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self._client.get(key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis GET failed: {exc}") from exc
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        try:
+            await self._client.set(key, value, ex=ttl_seconds)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis SET failed: {exc}") from exc
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self._client.delete(*keys)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis DEL failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis PING failed: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
+    # valkey:// and valkeys:// are the same protocol as redis:// and rediss://.
+    if url.startswith("valkey"):
+        url = "redis" + url.removeprefix("valkey")
+    client = Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+    )
+    return RedisStore(client)

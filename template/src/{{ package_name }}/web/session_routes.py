@@ -1,0 +1,62 @@
+"""Example session routes: log in (rotating the session ID), who am I, log out.
+
+The one account comes from DEMO_USERNAME / DEMO_PASSWORD. Replace it with your identity provider
+and keep the pattern: rotate on login, end on logout.
+"""
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+
+from ..config import Settings
+from ..sessions import Session
+
+router = APIRouter(prefix="/session", tags=["session"])
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Identity(BaseModel):
+    user: str
+
+
+def current_session(request: Request) -> Session:
+    session: Session = request.scope["session"]
+    return session
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+@router.post("/login")
+async def login(credentials: Credentials, session: SessionDep, request: Request) -> Identity:
+    settings: Settings = request.app.state.settings
+    expected = settings.demo_password_value()
+    if expected is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "demo login is disabled")
+    valid_user = hmac.compare_digest(credentials.username, settings.demo_username)
+    valid_password = hmac.compare_digest(credentials.password.encode(), expected.encode())
+    if not (valid_user and valid_password):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid credentials")
+    session.rotate()  # a new ID at privilege change: an ID known before login is worthless after
+    session["user"] = credentials.username
+    return Identity(user=credentials.username)
+
+
+@router.get("/whoami")
+async def whoami(session: SessionDep) -> Identity:
+    user = session.get("user")
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in")
+    return Identity(user=user)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(session: SessionDep) -> Response:
+    session.end()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
