@@ -45,6 +45,7 @@ class StoreServer:
         return int(self._stats().get(f"cmd_{command.lower()}".encode(), 0))
 
     def total_commands(self) -> int:
+        """Data commands (reads, writes, touches, deletes) the server ran since it started."""
         stats = self._stats()
         names = (b"cmd_get", b"cmd_set", b"cmd_touch", b"delete_hits", b"delete_misses")
         return sum(int(stats.get(name, 0)) for name in names)
