@@ -23,8 +23,8 @@ from . import SERVICE_NAME
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
 MIN_SECRET_KEY_LENGTH = 32
-# Values people copy from examples; a replica started with one of them is as good as unprotected.
-KNOWN_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "development", "insecure"})
+# A padded word ("changeme" * 4) is long but guessable; random keys use many distinct characters.
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 12
 
 
 class ConfigError(Exception):
@@ -99,10 +99,11 @@ class Settings(BaseSettings):
             problems.append(
                 "SECRET_KEY is required when APP_ENV=production (env var or secret file)"
             )
-        elif len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in KNOWN_WEAK_SECRETS:
+        elif len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
             problems.append(
                 f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
-                "when APP_ENV=production"
+                "when APP_ENV=production (generate one: python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
             )
         store = self.store_url.get_secret_value() if self.store_url else ""
         if not store:
@@ -151,6 +152,8 @@ _DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
 def load_settings() -> Settings:
     """Read the environment and secret files, or raise ConfigError naming the variables."""
     secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    if "SECRETS_DIR" in os.environ and not secrets_dir.is_dir():
+        raise ConfigError([f"SECRETS_DIR: {secrets_dir} is not a directory"])
     try:
         if secrets_dir.is_dir():
             return Settings(_secrets_dir=secrets_dir)

@@ -6,6 +6,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx2
 import pytest
@@ -57,3 +58,19 @@ def require_binary(path: str | None) -> str:
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(message)
     pytest.skip(message)
+
+
+class StoreServer(Protocol):
+    """What the tests use of a store server helper (redis_server or memcached_server)."""
+
+    SCHEME: str
+    url: str
+    port: int
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def command_count(self, command: str) -> int: ...
+
+    def total_commands(self) -> int: ...

@@ -1,25 +1,27 @@
-"""OpenTelemetry tracing: one span per request, exported over OTLP/HTTP.
+"""OpenTelemetry tracing: one span per request, named by its route, exported over OTLP/HTTP.
 
-Configured with the standard ``OTEL_*`` variables. The provider is created inside the serving
-process (after any fork), so no spans are lost to a parent process. Probes and ``/metrics`` are
-not traced.
+Configured with the standard ``OTEL_*`` variables (the SDK itself reads the sampler ones,
+``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``). The provider is created inside the
+serving process (after any fork), so no spans are lost to a parent process. Probes and
+``/metrics`` are not traced.
 """
 
 import re
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
-from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import ConfigError, Settings
+from .metrics import RouteResolver
 from .request_id import current_request_id
 
 
@@ -29,7 +31,8 @@ class TracingSettings(BaseSettings):
     exporter_otlp_endpoint: str | None = None
     # "otlp" sends spans to OTEL_EXPORTER_OTLP_ENDPOINT, "console" prints them, "none" disables.
     traces_exporter: Literal["otlp", "console", "none"] | None = None
-    traces_sampler_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Overrides SERVICE_NAME in traces only, as the OpenTelemetry convention expects.
+    service_name: str | None = None
 
     @property
     def exporter(self) -> str:
@@ -64,9 +67,9 @@ class TracingSettings(BaseSettings):
 
 
 def configure_tracing(tracing: TracingSettings, service_name: str) -> TracerProvider:
+    # No sampler argument: the SDK applies OTEL_TRACES_SAMPLER(_ARG) (default: parent-based, on).
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service_name}),
-        sampler=ParentBased(TraceIdRatioBased(tracing.traces_sampler_ratio)),
+        resource=Resource.create({SERVICE_NAME: tracing.service_name or service_name})
     )
     if tracing.exporter == "otlp":
         endpoint = tracing.exporter_otlp_endpoint or ""
@@ -84,9 +87,49 @@ def _tag_request_id(span: Span, scope: dict[str, Any]) -> None:
         span.set_attribute("http.request_id", request_id)
 
 
-def install_tracing(app: FastAPI, provider: TracerProvider, skip_paths: frozenset[str]) -> None:
+class NameSpansByRoute:
+    """Renames the request span to "METHOD /route/{param}" once routing has matched.
+
+    The instrumentation names spans when the request arrives, before the route is known, so it
+    can only use the raw path, whose IDs would make every span name unique.
+    """
+
+    def __init__(self, app: ASGIApp, resolve_route: RouteResolver) -> None:
+        self.app = app
+        self.resolve_route = resolve_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        span = trace.get_current_span()
+
+        async def rename_then_send(message: Message) -> None:
+            # The span ends with the last body chunk: rename it when the response starts.
+            if message["type"] == "http.response.start":
+                route = self.resolve_route(scope)
+                if route and span.is_recording():
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+            await send(message)
+
+        await self.app(scope, receive, rename_then_send)
+
+
+class SupportsMiddleware(Protocol):
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None: ...
+
+
+def install_tracing(
+    app: SupportsMiddleware,
+    provider: TracerProvider,
+    skip_paths: frozenset[str],
+    resolve_route: RouteResolver,
+) -> None:
+    """Add the tracing middleware to an ASGI application that supports ``add_middleware``."""
     # The instrumentation matches these against the full URL (scheme://host/path?query).
     excluded = ",".join(f"//[^/]+{re.escape(path)}(\\?|$)" for path in sorted(skip_paths))
+    app.add_middleware(NameSpansByRoute, resolve_route=resolve_route)  # inner: inside the span
     app.add_middleware(
         OpenTelemetryMiddleware,
         tracer_provider=provider,

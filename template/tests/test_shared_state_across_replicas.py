@@ -4,8 +4,7 @@ from collections.abc import Callable
 
 import httpx2
 
-from .support.{{ 'memcached' if cache_backend == 'memcached' else 'redis' }}_server import StoreServer
-from .support.server import ServerProcess
+from .support.server import ServerProcess, StoreServer
 
 KEY = "0123456789abcdef" * 3
 LOGIN = {"username": "demo", "password": "demo"}
