@@ -24,8 +24,13 @@ class ServerProcess:
     process: subprocess.Popen[str]
     base_url: str
 
-    def get(self, path: str, params: dict[str, float] | None = None) -> httpx2.Response:
-        return httpx2.get(self.base_url + path, params=params, timeout=10)
+    def get(
+        self,
+        path: str,
+        params: dict[str, float] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx2.Response:
+        return httpx2.get(self.base_url + path, params=params, headers=headers, timeout=10)
 
     def started(self) -> bool:
         if self.process.poll() is not None:
