@@ -1,60 +1,34 @@
-"""Command line: ``python -m <package>`` serves HTTP (``serve`` is the default command)."""
+"""Command line: ``python -m <package> [command]``; ``serve`` is the default command.
+
+Commands are the modules of the ``commands`` package, discovered here, so the CLI never needs
+editing when a command is added.
+"""
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from types import ModuleType
 
-from . import SERVICE_NAME
-from .config import ConfigError, Settings, load_settings
-from .lifecycle import Lifecycle
-from .observability.logs import configure_logging, get_logger
-from .server import build_server
+from . import commands
 
-AppFactory = Callable[[Settings, Lifecycle], object]
-
-EXIT_CONFIG_ERROR = 2
+DEFAULT_COMMAND = "serve"
 
 
-def serve(app_factory: AppFactory | None = None) -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        return _refuse(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
-    logger = get_logger(__name__)
-    if not settings.is_production:
-        logger.warning(
-            "development profile: embedded defaults in use, not for production",
-            app_env=settings.app_env,
-            in_process_store=settings.store_url is None,
-        )
-    if app_factory is None:
-        from .web.app import create_app
-
-        app_factory = create_app
-    lifecycle = Lifecycle(readiness_timeout=settings.readiness_timeout_seconds)
-    try:
-        app = app_factory(settings, lifecycle)
-    except ConfigError as exc:
-        return _refuse(exc)
-    server = build_server(settings, app, lifecycle)
-    logger.info("starting http server", host=settings.host, port=settings.port)
-    server.run()
-    logger.info("stopped")
-    return 0
-
-
-def _refuse(exc: ConfigError) -> int:
-    print(f"{SERVICE_NAME}: refusing to start: {exc}", file=sys.stderr)
-    return EXIT_CONFIG_ERROR
+def available_commands() -> dict[str, ModuleType]:
+    found = {}
+    for info in pkgutil.iter_modules(commands.__path__):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        found[module.NAME] = module
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    modules = available_commands()
     parser = argparse.ArgumentParser(prog=f"python -m {__package__}")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve HTTP on HOST:PORT (the default)")
+    subparsers = parser.add_subparsers(dest="command", metavar="command")
+    for name, module in sorted(modules.items()):
+        module.add_arguments(subparsers.add_parser(name, help=module.HELP))
     args = parser.parse_args(argv)
-    if args.command in (None, "serve"):
-        return serve()
-    parser.error(f"unknown command {args.command}")
-    return EXIT_CONFIG_ERROR
+    command: int = modules[args.command or DEFAULT_COMMAND].run(args)
+    return command

@@ -1,0 +1,52 @@
+"""``serve`` (the default): the HTTP service on HOST:PORT."""
+
+import argparse
+from collections.abc import Callable
+
+from ..config import ConfigError, Settings, load_settings
+from ..lifecycle import Lifecycle
+from ..observability.logs import configure_logging, get_logger
+from ..server import build_server
+from . import refuse_to_start
+
+NAME = "serve"
+HELP = "serve HTTP on HOST:PORT (the default command)"
+
+AppFactory = Callable[[Settings, Lifecycle], object]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Everything is configured through the environment: no options."""
+
+
+def run(args: argparse.Namespace) -> int:
+    return serve()
+
+
+def serve(app_factory: AppFactory | None = None) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return refuse_to_start(exc)
+    configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    logger = get_logger(__name__)
+    if not settings.is_production:
+        logger.warning(
+            "development profile: embedded defaults in use, not for production",
+            app_env=settings.app_env,
+            in_process_store=settings.store_url is None,
+        )
+    if app_factory is None:
+        from ..web.app import create_app
+
+        app_factory = create_app
+    lifecycle = Lifecycle(readiness_timeout=settings.readiness_timeout_seconds)
+    try:
+        app = app_factory(settings, lifecycle)
+    except ConfigError as exc:
+        return refuse_to_start(exc)
+    server = build_server(settings, app, lifecycle)
+    logger.info("starting http server", host=settings.host, port=settings.port)
+    server.run()
+    logger.info("stopped")
+    return 0
