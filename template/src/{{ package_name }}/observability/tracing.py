@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Span
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,19 @@ class TracingSettings(BaseSettings):
     traces_exporter: Literal["otlp", "console", "none"] | None = None
     # Overrides SERVICE_NAME in traces only, as the OpenTelemetry convention expects.
     service_name: str | None = None
+    # Read by the SDK itself; validated here so a typo fails the start instead of sampling all.
+    traces_sampler: (
+        Literal[
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+        ]
+        | None
+    ) = None
+    traces_sampler_arg: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @property
     def exporter(self) -> str:
@@ -106,11 +119,13 @@ class NameSpansByRoute:
 
         async def rename_then_send(message: Message) -> None:
             # The span ends with the last body chunk: rename it when the response starts.
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and span.is_recording():
                 route = self.resolve_route(scope)
-                if route and span.is_recording():
+                if route:
                     span.update_name(f"{scope['method']} {route}")
                     span.set_attribute("http.route", route)
+                else:  # no route matched: the method alone, never the raw path
+                    span.update_name(scope["method"])
             await send(message)
 
         await self.app(scope, receive, rename_then_send)
@@ -134,5 +149,6 @@ def install_tracing(
         OpenTelemetryMiddleware,
         tracer_provider=provider,
         excluded_urls=excluded,
+        exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
         server_request_hook=_tag_request_id,
     )

@@ -1,0 +1,111 @@
+"""Session fixtures of the template's tests, and the numbers in the terminal summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Rendered, copy_template, render, render_many
+
+# Numbers for the terminal summary, gathered from test reports (controller process only).
+_SUMMARY: dict[str, Any] = {"static": {}, "tier2": []}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Keep a developer's own Copier settings (defaults, trusted templates) out of the tests.
+    # Copier 9.19.1 rejects an empty settings file (it loads as None), hence "{}".
+    settings_dir = tempfile.mkdtemp(prefix="copier-settings-")
+    settings = Path(settings_dir, "settings.yml")
+    settings.write_text("{}\n", encoding="utf-8")
+    os.environ["COPIER_SETTINGS_PATH"] = str(settings)
+    _SUMMARY["settings_dir"] = settings_dir
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SUMMARY["settings_dir"], ignore_errors=True)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain copy of copier.yml + template/ + hooks/, made once per session (per xdist
+    worker): rendering the git repository itself would render its last tag, not the tree."""
+    return copy_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def renderer(template_copy: Path) -> Callable[[Mapping[str, Any], Path], Path]:
+    """render(data, dst) -> dst, through copier.run_copy (defaults=True, unsafe=False)."""
+
+    def _render(data: Mapping[str, Any], dst: Path) -> Path:
+        render(template_copy, dst, data)
+        return dst
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def parallel_renderer(template_copy: Path) -> Callable[[Iterable[Any], Path], dict[str, Rendered]]:
+    """Render many combinations in a process pool (os.cpu_count() workers); each result
+    carries its render time, its file manifest and any render error."""
+
+    def _render_many(combos: Iterable[Any], root: Path) -> dict[str, Rendered]:
+        return render_many(template_copy, root, combos)
+
+    return _render_many
+
+
+# --- terminal summary ----------------------------------------------------------------------
+# Tests attach their numbers as user_properties: those travel with the reports, so the
+# summary also works when pytest-xdist runs the tests in worker processes.
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    summary = _SUMMARY
+    for name, value in report.user_properties:
+        if name.startswith("static:"):
+            summary["static"][name.removeprefix("static:")] = value
+    if "tier2" in report.keywords and (report.when == "call" or report.outcome != "passed"):
+        props = dict(report.user_properties)
+        summary["tier2"].append(
+            {
+                "id": report.nodeid.partition("[")[2].rstrip("]") or report.nodeid,
+                "phase": "" if report.when == "call" else f" (in {report.when})",
+                "outcome": report.outcome,
+                "start": getattr(report, "start", 0.0),
+                "stop": getattr(report, "stop", 0.0),
+                "steps": props.get("tier2_steps", {}),
+            }
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = _SUMMARY
+    write = terminalreporter.write_line
+    for label, s in sorted(summary["static"].items()):
+        terminalreporter.section(f"{label}: static checks of rendered combinations", sep="-")
+        write(
+            f"{s['combinations']} combinations, {s['failed']} failed; "
+            f"{s['distinct_files']} distinct files checked ({s['files_rendered']} rendered)"
+        )
+        write(
+            f"median render time {s['median_render_s']} s per combination; wall time "
+            f"{s['wall_s']} s (rendering {s['render_wall_s']} s, ruff {s['ruff_wall_s']} s)"
+        )
+    rows = summary["tier2"]
+    if rows:
+        terminalreporter.section("tier2: rendered projects installed and tested", sep="-")
+        for r in rows:
+            steps = ", ".join(f"{name} {sec} s" for name, sec in r["steps"].items())
+            took = r["stop"] - r["start"]
+            write(f"{r['outcome'].upper():8} {r['id']}{r['phase']}  {took:.1f} s  {steps}".rstrip())
+        if all(r["start"] for r in rows):
+            wall = max(r["stop"] for r in rows) - min(r["start"] for r in rows)
+            write(f"tier-2 wall time {wall:.1f} s for {len(rows)} combinations")

@@ -1,0 +1,276 @@
+"""Static checks of rendered projects (tier 1).
+
+Per-file checks are keyed by (kind, content hash, python version), so a file rendered
+byte-identical by many combinations is checked once. Ruff runs once over all rendered trees
+(each tree is found by its own pyproject.toml) and its findings are mapped back to trees.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from helpers import POOL_CONTEXT, median, render_many
+
+ANSWERS_FILE = ".copier-answers.yml"
+# GitHub Actions expressions and shell ${#var} are not Jinja.
+_NOT_JINJA = re.compile(r"\$\{\{.*?\}\}|\$\{#", re.DOTALL)
+_JINJA_MARKERS = ("{{", "{%", "{#")
+_MAX_REPORTED = 5
+
+
+def classify(relpath: str, files: set[str], data: bytes) -> str:
+    """Kind of a rendered file, which decides the checks it gets."""
+    path = PurePosixPath(relpath)
+    if b"\0" in data:
+        return "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary"
+    if path.suffix == ".tpl" or _in_helm_templates(path, files):
+        return "helm-template"  # Go templates: they legitimately contain {{ }}
+    if path.name == ".pre-commit-config.yaml":
+        return "pre-commit"
+    return {
+        ".py": "py",
+        ".pyi": "py",
+        ".toml": "toml",
+        ".yaml": "yaml",
+        ".yml": "yaml",
+        ".json": "json",
+    }.get(path.suffix, "text")
+
+
+def _in_helm_templates(path: PurePosixPath, files: set[str]) -> bool:
+    for parent in path.parents:
+        if parent.name == "templates" and str(parent.parent / "Chart.yaml") in files:
+            return True
+    return False
+
+
+def manifest(root: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(relpath, sha256, kind) of every file under root, and the relative directories."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    relpaths = {p.relative_to(root).as_posix() for p in paths}
+    files = []
+    for p in paths:
+        data = os.readlink(p).encode() if p.is_symlink() else p.read_bytes()
+        rel = p.relative_to(root).as_posix()
+        files.append((rel, hashlib.sha256(data).hexdigest(), classify(rel, relpaths, data)))
+    dirs = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir())
+    return files, dirs
+
+
+def tree_problems(files: Iterable[str], dirs: Iterable[str]) -> list[str]:
+    """Checks on a rendered tree as a whole (not on file contents)."""
+    files = list(files)
+    problems = [f"{p}: name ends with .jinja" for p in [*files, *dirs] if p.endswith(".jinja")]
+    problems += [f"{p}: Jinja left in a path" for p in files if "{{" in p or "{%" in p]
+    if ANSWERS_FILE not in files:
+        problems.append(f"{ANSWERS_FILE} is missing")
+    return problems
+
+
+# --- per-file checks -----------------------------------------------------------------------
+
+
+def check_file(kind: str, path: str, python_version: str) -> list[str]:
+    """Problems in one file (a representative of all files with the same content)."""
+    data = Path(path).read_bytes()
+    if kind == "binary":
+        return []
+    text = data.decode("utf-8")
+    problems = _text_problems(text, jinja_allowed=kind == "helm-template")
+    try:
+        if kind == "py":
+            compile(text, path, "exec", dont_inherit=True)
+            major, minor = (int(x) for x in python_version.split(".")[:2])
+            # compile() accepts the running interpreter's syntax; also parse for the target.
+            ast.parse(text, path, feature_version=(major, minor))
+        elif kind == "toml":
+            tomllib.loads(text)
+        elif kind in {"yaml", "pre-commit"}:
+            list(yaml.safe_load_all(text))
+        elif kind == "json":
+            json.loads(text)
+    except Exception as error:  # any parse failure is the finding
+        problems.append(f"does not parse as {kind}: {type(error).__name__}: {error}")
+    if kind == "pre-commit" and not problems:
+        problems += _pre_commit_problems(path)
+    return problems
+
+
+def _text_problems(text: str, *, jinja_allowed: bool) -> list[str]:
+    problems = []
+    if text and not text.endswith("\n"):
+        problems.append("does not end with a newline")
+    elif text.endswith("\n\n") or text == "\n":
+        problems.append("ends with more than one newline (blank lines at the end)")
+    lines = text.split("\n")
+    trailing = [i for i, line in enumerate(lines, 1) if line != line.rstrip()]
+    if trailing:
+        problems.append(f"trailing whitespace on lines {trailing[:_MAX_REPORTED]}")
+    runs, blank = [], 0
+    for i, line in enumerate(lines[:-1], 1):  # the last element is what follows the final \n
+        blank = blank + 1 if not line.strip() else 0
+        if blank == 3:
+            runs.append(i - 2)
+    if runs:
+        problems.append(f"3 or more blank lines in a row from lines {runs[:_MAX_REPORTED]}")
+    if not jinja_allowed:
+        stripped = _NOT_JINJA.sub("", text)
+        for marker in _JINJA_MARKERS:
+            if marker in stripped:
+                where = [i for i, ln in enumerate(lines, 1) if marker in _NOT_JINJA.sub("", ln)]
+                problems.append(f"Jinja residue {marker!r} on lines {where[:_MAX_REPORTED]}")
+    return problems
+
+
+def _pre_commit_problems(path: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode:
+        return [f"pre-commit validate-config failed: {result.stdout}{result.stderr}".strip()]
+    return []
+
+
+def _check_job(job: tuple[str, str, str]) -> list[str]:
+    return check_file(*job)
+
+
+def check_files(
+    jobs: dict[tuple[str, str, str], str], workers: int | None = None
+) -> dict[tuple[str, str, str], list[str]]:
+    """Run check_file once per distinct key; jobs maps (kind, sha, python) -> a path."""
+    keys = list(jobs)
+    args = [(kind, jobs[(kind, sha, py)], py) for kind, sha, py in keys]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(args)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
+        results = pool.map(_check_job, args, chunksize=max(1, len(args) // (workers * 8)))
+        return dict(zip(keys, results, strict=True))
+
+
+# --- ruff, batched over all trees ----------------------------------------------------------
+
+
+def _ruff(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
+    # The template dev env's ruff; --no-cache keeps .ruff_cache out of the rendered trees.
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "--no-cache", "--output-format", "json", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+
+
+def ruff_findings(root: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """One `ruff check` and one `ruff format --check` over every tree under root.
+
+    Returns findings per tree directory name (first path component under root), and
+    errors that could not be attributed to a tree (they fail every combination).
+    """
+    per_tree: dict[str, list[str]] = {}
+    unattributed: list[str] = []
+    for args, label in ((["check"], "ruff check"), (["format", "--check"], "ruff format")):
+        result = _ruff(args, root)
+        findings = json.loads(result.stdout or "[]") if result.stdout.strip() else []
+        for f in findings:
+            rel = Path(f["filename"]).resolve().relative_to(root.resolve())
+            where = f"{Path(*rel.parts[1:]).as_posix()}:{f['location']['row']}"
+            per_tree.setdefault(rel.parts[0], []).append(
+                f"{label}: {where}: {f['code'] or 'error'} {f['message']}"
+            )
+        if result.returncode not in (0, 1) or (result.returncode == 1 and not findings):
+            for line in result.stderr.splitlines():
+                tree = _tree_of(line, root)
+                if tree:
+                    per_tree.setdefault(tree, []).append(f"{label}: {line}")
+                else:
+                    unattributed.append(f"{label} (exit {result.returncode}): {line}")
+    return per_tree, unattributed
+
+
+def _tree_of(line: str, root: Path) -> str | None:
+    match = re.search(re.escape(str(root.resolve())) + r"/([^/\s:]+)", line)
+    return match.group(1) if match else None
+
+
+# --- the whole tier-1 run ------------------------------------------------------------------
+
+
+@dataclass
+class StaticReport:
+    problems: dict[str, list[str]]  # combination id -> problems (empty: clean)
+    trees: dict[str, Path]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = False) -> StaticReport:
+    """Render every combination in parallel and check them all; the expensive part of tier 1.
+
+    Trees that pass are deleted (thousands of them add up) unless keep or
+    TEMPLATE_TESTS_KEEP_TREES=1; failing trees are always kept for inspection.
+    """
+    keep = keep or os.environ.get("TEMPLATE_TESTS_KEEP_TREES") == "1"
+    start = time.perf_counter()
+    rendered = render_many(src, root, combos)
+    render_wall = time.perf_counter() - start
+
+    python_of = {c.id: str(c.answers.get("python_version", "3.11")) for c in combos}
+
+    def key(combo_id: str, sha: str, kind: str) -> tuple[str, str, str]:
+        # Only Python files are checked against the combination's Python version.
+        return kind, sha, python_of[combo_id] if kind == "py" else ""
+
+    jobs: dict[tuple[str, str, str], str] = {}
+    for r in rendered.values():
+        for rel, sha, kind in r.files:
+            jobs.setdefault(key(r.id, sha, kind), str(r.dst / rel))
+    file_results = check_files(jobs)
+
+    ruff_start = time.perf_counter()
+    ruff_per_tree, ruff_global = ruff_findings(root)
+    ruff_wall = time.perf_counter() - ruff_start
+
+    problems: dict[str, list[str]] = {}
+    for r in rendered.values():
+        found = [f"render failed:\n{r.error}"] if r.error else []
+        found += tree_problems((rel for rel, _, _ in r.files), r.dirs)
+        for rel, sha, kind in r.files:
+            found += [f"{rel}: {p}" for p in file_results[key(r.id, sha, kind)]]
+        found += ruff_per_tree.get(r.dst.name, []) + ruff_global
+        problems[r.id] = found
+        if not found and not keep:
+            shutil.rmtree(r.dst, ignore_errors=True)  # keep only failing trees for inspection
+
+    stats = {
+        "combinations": len(combos),
+        "files_rendered": sum(len(r.files) for r in rendered.values()),
+        "distinct_files": len(jobs),
+        "median_render_s": round(median(r.seconds for r in rendered.values() if not r.error), 3),
+        "render_wall_s": round(render_wall, 2),
+        "ruff_wall_s": round(ruff_wall, 2),
+        "wall_s": round(time.perf_counter() - start, 2),
+        "failed": sum(1 for p in problems.values() if p),
+    }
+    return StaticReport(problems, {r.id: r.dst for r in rendered.values()}, stats)

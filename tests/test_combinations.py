@@ -1,0 +1,142 @@
+"""Unit tests of combinations.py on synthetic copier.yml files, checked against Copier itself.
+
+The real copier.yml may not (yet) use every feature the enumerator supports (when, per-choice
+validators, cross-question validators), so these templates do, and each enumerated
+combination and refusal is confirmed by rendering with Copier.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from combinations import AnswerSpace, answer_space
+from copier import run_copy
+from synthetic import NAMES, SYNTHETIC, make_template
+
+pytestmark = [pytest.mark.tier1, pytest.mark.fast]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AnswerSpace]:
+    root = make_template(tmp_path_factory.mktemp("synthetic"), SYNTHETIC)
+    return root, AnswerSpace(root / "copier.yml")
+
+
+def test_enumeration_follows_choices_bools_when_and_validators(synthetic) -> None:
+    _, space = synthetic
+    combos = space.combinations
+    # deploy x scheduler: k8s allows 3 schedulers, compose 2 (CronJob disabled) -> 5;
+    # db: False, or True with 2 pools -> 3; tracing: 2, or 1 when scheduler is none.
+    assert len(combos) == (2 * 3 + 2 * 3 + 1 * 3) + (2 * 3 + 1 * 3)
+    assert len({c.id for c in combos}) == len(combos)
+    for c in combos:
+        assert list(c.answers) == NAMES
+        assert c.answers["name"] == "Demo App"  # placeholder stands in for a missing default
+        assert c.answers["slug"] == "demo-app"  # rendered default, with an ansible filter
+        assert c.answers["mode"] == "plain"  # shorthand question: its value is the default
+        # A question skipped by `when` takes its default and is not passed as data.
+        assert ("replicas" in c.data) == (c.answers["deploy"] == "compose")
+        assert ("pool" in c.data) == c.answers["db"]
+        assert c.answers["replicas"] == 2
+        assert not (c.answers["deploy"] == "compose" and c.answers["scheduler"] == "cronjob")
+        assert not (c.answers["tracing"] and c.answers["scheduler"] == "none")
+
+
+def test_refusals_record_the_message(synthetic) -> None:
+    _, space = synthetic
+    refusals = space.refusals
+    choice = [r for r in refusals if r.kind == "choice"]
+    assert [(r.question, r.value, r.message) for r in choice] == [
+        ("scheduler", "cronjob", "CronJob scheduler only with Kubernetes")
+    ]
+    assert choice[0].data["deploy"] == "compose"
+    validator = [r for r in refusals if r.kind == "validator"]
+    assert len(validator) == 2 * 3  # (k8s|compose, none) x (db off, db with 2 pools)
+    assert {(r.question, r.value, r.message) for r in validator} == {
+        ("tracing", True, "tracing needs a scheduler")
+    }
+    assert len({r.id for r in refusals}) == len(refusals)
+
+
+def test_defaults_and_validation_messages(synthetic) -> None:
+    _, space = synthetic
+    defaults = space.default_answers()
+    assert defaults == space.default_combination().answers
+    assert (defaults["deploy"], defaults["scheduler"], defaults["db"]) == ("k8s", "inproc", False)
+    assert space.validation_message("name", {"name": "lower"}) == "name must start with a capital"
+    assert space.validation_message("name", {"name": "Fine Name"}) == ""
+    assert space.choice_values("scheduler", {"deploy": "compose"}) == ["inproc", "none"]
+
+
+def test_pairwise_cover_covers_every_pair_deterministically(synthetic) -> None:
+    root, space = synthetic
+    cover = space.pairwise_cover()
+    assert cover[0] == space.default_combination()
+    again = AnswerSpace(root / "copier.yml").pairwise_cover()
+    assert [c.id for c in cover] == [c.id for c in again]
+    varying = space.varying_questions()
+    assert varying == ["deploy", "scheduler", "db", "pool", "tracing"]
+
+    def pairs(combos):
+        return {
+            ((a, c.answers[a]), (b, c.answers[b]))
+            for c in combos
+            for a, b in itertools.combinations(varying, 2)
+        }
+
+    assert pairs(cover) == pairs(space.combinations)
+    assert len(cover) < len(space.combinations)
+
+
+def test_pairwise_cover_is_much_smaller_than_the_product(tmp_path: Path) -> None:
+    questions = {
+        f"q{i}": {"type": "str", "choices": {v: v for v in "abc"}, "default": "a"} for i in range(5)
+    }
+    (tmp_path / "copier.yml").write_text(yaml.safe_dump(questions), encoding="utf-8")
+    space = AnswerSpace(tmp_path / "copier.yml")
+    assert len(space.combinations) == 3**5
+    cover = space.pairwise_cover()
+    assert 9 <= len(cover) <= 20  # 9 is the lower bound for 3-valued pairs
+    assert len({(c.answers["q0"], c.answers["q4"]) for c in cover}) == 9
+
+
+def test_every_combination_renders_as_enumerated(synthetic, tmp_path: Path) -> None:
+    root, space = synthetic
+    for c in space.combinations:
+        dst = tmp_path / c.id
+        run_copy(str(root), str(dst), data=dict(c.data), defaults=True, unsafe=False, quiet=True)
+        recorded = yaml.safe_load((dst / ".copier-answers.yml").read_text(encoding="utf-8"))
+        recorded.pop("_src_path")
+        assert recorded == dict(c.data), c.id
+        seen = yaml.safe_load((dst / "seen.yml").read_text(encoding="utf-8"))
+        assert seen == dict(c.answers), c.id
+
+
+def test_every_refusal_is_refused_by_copier(synthetic, tmp_path: Path) -> None:
+    root, space = synthetic
+    for r in space.refusals:
+        dst = tmp_path / r.id
+        with pytest.raises(ValueError, match=r.message):
+            run_copy(str(root), str(dst), data=dict(r.data), defaults=True, quiet=True)
+        assert not dst.exists() or not any(dst.iterdir())
+
+
+def test_real_copier_yml_is_enumerable() -> None:
+    space = answer_space()
+    assert space.combinations, "copier.yml yields no valid combination"
+    assert space.default_combination() in space.combinations
+    # Every choice value and both bool values appear in a combination or a refusal.
+    for q in space.questions:
+        choices = q.spec.get("choices")
+        if isinstance(choices, dict):
+            expected = {str(v["value"] if isinstance(v, dict) else v) for v in choices.values()}
+        elif q.type_name == "bool":
+            expected = {"True", "False"}
+        else:
+            continue
+        seen = {str(c.answers[q.name]) for c in space.combinations}
+        seen |= {str(r.value) for r in space.refusals if r.question == q.name}
+        assert expected <= seen, f"{q.name}: {sorted(expected - seen)} never enumerated"

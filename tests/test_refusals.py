@@ -1,0 +1,161 @@
+"""Bad answers are refused by the `copier copy` CLI: non-zero exit, a message saying what is
+allowed, and nothing left in the destination."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from combinations import AnswerSpace, Refusal, answer_space, refused_combinations
+from copier import run_copy
+from synthetic import SYNTHETIC, make_template
+
+pytestmark = pytest.mark.tier1
+
+VALID_NAME = {"project_name": "Order Service"}
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    value: Any
+    hint: str  # words of the message that say what is allowed
+
+    @property
+    def id(self) -> str:
+        return f"{self.question}={self.value}"[:40]
+
+
+CASES = [
+    *(Case("project_name", v, "2-50 characters") for v in ("1abc", "a", "x!y")),
+    *(
+        Case("project_slug", v, "lowercase letters, digits and single hyphens")
+        for v in ("Bad_Slug", "-x", "a--b", "a" * 41)
+    ),
+    *(
+        Case("package_name", v, "lowercase letters, digits and underscores")
+        for v in ("1pkg", "Has-Dash")
+    ),
+    *(Case("package_name", v, "Python keyword") for v in ("import", "json")),
+    Case("python_version", "2.7", "3.12"),
+    Case("framework", "flask", "fastapi"),
+    *(Case("author_email", v, "name@example.com") for v in ("not-an-email", "a@b")),
+]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    output: str
+    dst: Path
+
+
+def copier_cli(src: Path, dst: Path, data: dict[str, Any]) -> CliResult:
+    """`copier copy --defaults --data ...` through the CLI, as a user types it."""
+    args = [sys.executable, "-m", "copier", "copy", "--defaults"]
+    for key, value in data.items():
+        args += ["--data", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    proc = subprocess.run(
+        [*args, str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return CliResult(proc.returncode, proc.stdout + proc.stderr, dst)
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", text)).strip()
+
+
+def assert_refused(result: CliResult, *expected: str) -> None:
+    output = normalize(result.output)
+    assert result.returncode != 0, f"accepted:\n{result.output}"
+    for text in expected:
+        assert normalize(text) in output, f"{text!r} not in the message:\n{result.output}"
+    assert not result.dst.exists() or not any(result.dst.iterdir()), "destination not empty"
+
+
+@pytest.fixture(scope="module")
+def cli_results(template_copy: Path, tmp_path_factory: pytest.TempPathFactory):
+    """All CLI runs at once (each pays ~1 s of start-up), in threads."""
+    root = tmp_path_factory.mktemp("refusals")
+    runs = {c.id: {**VALID_NAME, c.question: c.value} for c in CASES}
+    runs |= {f"combo:{r.id}": dict(r.data) for r in first_refusal_per_question()}
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        futures = {
+            key: pool.submit(copier_cli, template_copy, root / f"r{i}", data)
+            for i, (key, data) in enumerate(runs.items())
+        }
+        return {key: f.result() for key, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_invalid_answer_is_refused(case: Case, cli_results) -> None:
+    space = answer_space()
+    spec = space.question(case.question)
+    if "choices" in spec:
+        allowed = space.choice_values(case.question, VALID_NAME)
+        assert case.value not in allowed
+        # Copier names the offered values: the message says what is allowed.
+        expected = [f"Invalid choice for '{case.question}'", *(repr(v) for v in allowed)]
+    else:
+        message = space.validation_message(case.question, {**VALID_NAME, case.question: case.value})
+        assert message, f"the validator of {case.question} accepts {case.value!r}"
+        expected = [message]
+    assert_refused(cli_results[case.id], *expected, case.hint)
+
+
+# Impossible combinations of copier.yml (there may be none yet: the machinery is proven on
+# synthetic templates in test_combinations.py).
+REFUSALS = refused_combinations()
+
+
+def first_refusal_per_question() -> list[Refusal]:
+    firsts: dict[tuple[str, str], Refusal] = {}
+    for r in REFUSALS:
+        firsts.setdefault((r.question, r.kind), r)
+    return list(firsts.values())
+
+
+@pytest.mark.parametrize("refusal", REFUSALS or [None], ids=lambda r: r.id if r else "none")
+def test_impossible_combination_is_refused(
+    refusal: Refusal | None, template_copy: Path, tmp_path: Path
+) -> None:
+    if refusal is None:
+        assert not REFUSALS
+        return
+    # In-process (cheap enough for every refusal); the CLI path is checked once per question.
+    dst = tmp_path / "dst"
+    data = dict(refusal.data)
+    with pytest.raises(ValueError) as error:
+        run_copy(str(template_copy), str(dst), data=data, defaults=True, unsafe=False, quiet=True)
+    assert normalize(refusal.message) in normalize(str(error.value))
+    assert not dst.exists() or not any(dst.iterdir())
+
+
+@pytest.mark.parametrize(
+    "refusal", first_refusal_per_question() or [None], ids=lambda r: r.id if r else "none"
+)
+def test_impossible_combination_is_refused_by_the_cli(refusal: Refusal | None, cli_results) -> None:
+    if refusal is None:
+        assert not REFUSALS
+        return
+    assert_refused(cli_results[f"combo:{refusal.id}"], refusal.message)
+
+
+def test_cli_refusal_check_on_a_synthetic_refusal(tmp_path: Path) -> None:
+    """The CLI assertions above on a template that has an impossible combination."""
+    root = make_template(tmp_path / "tpl", SYNTHETIC)
+    refusals = AnswerSpace(root / "copier.yml").refusals
+    for r in [next(r for r in refusals if r.kind == k) for k in ("choice", "validator")]:
+        assert_refused(copier_cli(root, tmp_path / r.id, dict(r.data)), r.message)
