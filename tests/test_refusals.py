@@ -43,10 +43,21 @@ CASES = [
         Case("package_name", v, "lowercase letters, digits and underscores")
         for v in ("1pkg", "Has-Dash")
     ),
-    *(Case("package_name", v, "Python keyword") for v in ("import", "json")),
+    *(Case("package_name", v, "Python keyword") for v in ("import", "json", "threading", "redis")),
     Case("python_version", "2.7", "3.12"),
     Case("framework", "flask", "fastapi"),
-    *(Case("author_email", v, "name@example.com") for v in ("not-an-email", "a@b")),
+    Case("cache_backend", "mongodb", "redis"),
+    *(
+        Case("author_email", v, "name@example.com")
+        for v in ("not-an-email", "a@b", 'a"b@example.com', "a b@example.com")
+    ),
+    *(
+        Case(question, v, "without double quotes or backslashes")
+        for question in ("description", "author_name")
+        for v in ('say "hi"', "back\\slash", " ")
+    ),
+    Case("store_family", "memcached", "computed from cache_backend"),
+    Case("reserved_package_names", "[]", "fixed by the template"),
 ]
 
 
