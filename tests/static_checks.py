@@ -3,6 +3,8 @@
 Per-file checks are keyed by (kind, content hash, python version), so a file rendered
 byte-identical by many combinations is checked once. Ruff runs once over all rendered trees
 (each tree is found by its own pyproject.toml) and its findings are mapped back to trees.
+Dockerfiles and .dockerignore files also get the container checks of container_checks.py
+(hadolint, and the container contract parsed from the Dockerfile).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from container_checks import dockerfile_problems, dockerignore_problems, hadolint_problems
 from helpers import POOL_CONTEXT, median, render_many
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -46,6 +49,10 @@ def classify(relpath: str, files: set[str], data: bytes) -> str:
         return "helm-template"  # Go templates: they legitimately contain {{ }}
     if path.name == ".pre-commit-config.yaml":
         return "pre-commit"
+    if path.name == "Dockerfile" or path.name.startswith("Dockerfile."):
+        return "dockerfile"
+    if path.name == ".dockerignore":
+        return "dockerignore"
     return {
         ".py": "py",
         ".pyi": "py",
@@ -112,6 +119,11 @@ def check_file(kind: str, path: str, python_version: str) -> list[str]:
         problems.append(f"does not parse as {kind}: {type(error).__name__}: {error}")
     if kind == "pre-commit" and not problems:
         problems += _pre_commit_problems(path)
+    elif kind == "dockerfile":
+        # The base image default must match the combination's Python version.
+        problems += dockerfile_problems(text, python_version) + hadolint_problems(path)
+    elif kind == "dockerignore":
+        problems += dockerignore_problems(text)
     return problems
 
 
@@ -239,8 +251,8 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
     python_of = {c.id: str(c.answers.get("python_version", "3.11")) for c in combos}
 
     def key(combo_id: str, sha: str, kind: str) -> tuple[str, str, str]:
-        # Only Python files are checked against the combination's Python version.
-        return kind, sha, python_of[combo_id] if kind == "py" else ""
+        # Only Python files and Dockerfiles are checked against the combination's Python version.
+        return kind, sha, python_of[combo_id] if kind in {"py", "dockerfile"} else ""
 
     jobs: dict[tuple[str, str, str], str] = {}
     for r in rendered.values():
@@ -267,6 +279,9 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
         "combinations": len(combos),
         "files_rendered": sum(len(r.files) for r in rendered.values()),
         "distinct_files": len(jobs),
+        # Per kind of file: how many were rendered, and how many distinct ones were checked
+        # (e.g. every combination's Dockerfile, checked once per distinct content).
+        "files_by_kind": _files_by_kind(rendered.values(), jobs),
         "median_render_s": round(median(r.seconds for r in rendered.values() if not r.error), 3),
         "render_wall_s": round(render_wall, 2),
         "ruff_wall_s": round(ruff_wall, 2),
@@ -274,3 +289,15 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
         "failed": sum(1 for p in problems.values() if p),
     }
     return StaticReport(problems, {r.id: r.dst for r in rendered.values()}, stats)
+
+
+def _files_by_kind(
+    rendered: Iterable[Any], jobs: dict[tuple[str, str, str], str]
+) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for r in rendered:
+        for _, _, kind in r.files:
+            counts.setdefault(kind, {"rendered": 0, "distinct": 0})["rendered"] += 1
+    for kind, _, _ in jobs:
+        counts.setdefault(kind, {"rendered": 0, "distinct": 0})["distinct"] += 1
+    return counts
