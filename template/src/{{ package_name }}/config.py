@@ -35,7 +35,28 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class Settings(BaseSettings):
+class EnvironmentSettings(BaseSettings):
+    """Settings read from the environment and from the secret files in SECRETS_DIR.
+
+    ``Settings`` and the settings of optional features that keep their own class derive from
+    it, so every one of them reads secret files the same way.
+    """
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        """Read the environment and secret files, or raise ConfigError naming the variables."""
+        secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+        if "SECRETS_DIR" in os.environ and not secrets_dir.is_dir():
+            raise ConfigError([f"SECRETS_DIR: {secrets_dir} is not a directory"])
+        try:
+            if secrets_dir.is_dir():
+                return cls(_secrets_dir=secrets_dir)
+            return cls()
+        except ValidationError as exc:
+            raise ConfigError([_describe(error) for error in exc.errors()]) from None
+
+
+class Settings(EnvironmentSettings):
     model_config = SettingsConfigDict(
         env_prefix="",
         case_sensitive=False,
@@ -151,15 +172,7 @@ _DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
 
 def load_settings() -> Settings:
     """Read the environment and secret files, or raise ConfigError naming the variables."""
-    secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
-    if "SECRETS_DIR" in os.environ and not secrets_dir.is_dir():
-        raise ConfigError([f"SECRETS_DIR: {secrets_dir} is not a directory"])
-    try:
-        if secrets_dir.is_dir():
-            return Settings(_secrets_dir=secrets_dir)
-        return Settings()
-    except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    return Settings.from_environment()
 
 
 def _describe(error: Mapping[str, Any]) -> str:

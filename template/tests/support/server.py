@@ -4,7 +4,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +53,15 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+ProductionRequirement = Callable[[pytest.FixtureRequest], Mapping[str, str]]
+
+PRODUCTION_REQUIREMENTS: list[ProductionRequirement] = []
+"""What APP_ENV=production needs from the optional features the service was generated with,
+for tests that build a production app (the ``production_environment`` fixture). A feature's
+fixture plugin (tests/support/<feature>_fixtures.py) appends a function that returns the
+variables; it may request fixtures (a database, say) through the request it is given."""
 
 
 def require_binary(path: str | None) -> str:

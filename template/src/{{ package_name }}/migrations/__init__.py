@@ -1,0 +1,1 @@
+"""Alembic migrations of the service; ``python -m <package> migrate`` applies them."""
