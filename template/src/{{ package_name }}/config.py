@@ -42,6 +42,13 @@ class EnvironmentSettings(BaseSettings):
     it, so every one of them reads secret files the same way.
     """
 
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
     @classmethod
     def from_environment(cls) -> Self:
         """Read the environment and secret files, or raise ConfigError naming the variables."""
@@ -57,13 +64,6 @@ class EnvironmentSettings(BaseSettings):
 
 
 class Settings(EnvironmentSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="",
-        case_sensitive=False,
-        extra="ignore",
-        frozen=True,
-    )
-
     app_env: Literal["development", "production"] = "development"
     service_name: str = SERVICE_NAME
 

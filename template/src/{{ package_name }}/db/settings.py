@@ -7,7 +7,6 @@ starts, logs that no database is configured, and the database-backed routes answ
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
 
 from ..config import ConfigError, EnvironmentSettings, Settings
 
@@ -29,13 +28,6 @@ def async_url(url: str) -> str:
 
 
 class DatabaseSettings(EnvironmentSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="",
-        case_sensitive=False,
-        extra="ignore",
-        frozen=True,
-    )
-
     # postgresql://user:password@host:5432/dbname; may be a secret file (it carries a password).
     database_url: SecretStr | None = None
 
