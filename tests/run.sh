@@ -14,7 +14,7 @@ if ! command -v uv >/dev/null 2>&1 || [[ "$(command -v uv)" == */shims/* ]]; the
 fi
 
 # Debian packages the tests use (servers arrive with later features); installed only when missing.
-debian_packages=(git redis-server memcached podman buildah runc fuse-overlayfs uidmap mmdebstrap postgresql)
+debian_packages=(git redis-server memcached postgresql)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
