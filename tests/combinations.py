@@ -218,7 +218,7 @@ class AnswerSpace:
         """Candidate answers of an asked question: (value, refusal message, refusal kind)."""
         if q.spec.get("multiselect"):
             # Fail loudly rather than enumerate a list answer as if it were one value.
-            raise NotImplementedError(f"{q.name}: multiselect questions are not enumerated yet")
+            raise ValueError(f"{q.name}: multiselect questions are not supported by the enumerator")
         if "choices" in q.spec:
             return [
                 (value, disabled, "choice") if disabled else (value, *self._check(q, value, ctx))
