@@ -13,7 +13,7 @@ import pytest
 from helpers import Rendered, copy_template, render, render_many
 
 # Numbers for the terminal summary, gathered from test reports (controller process only).
-_SUMMARY: dict[str, Any] = {"static": {}, "tier2": []}
+_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier4": []}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,6 +72,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name.startswith("static:"):
             summary["static"][name.removeprefix("static:")] = value
+        elif name == "tier4" and report.when == "call":
+            summary["tier4"].append(value)
     if "tier2" in report.keywords and (report.when == "call" or report.outcome != "passed"):
         props = dict(report.user_properties)
         summary["tier2"].append(
@@ -109,3 +111,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if all(r["start"] for r in rows):
             wall = max(r["stop"] for r in rows) - min(r["start"] for r in rows)
             write(f"tier-2 wall time {wall:.1f} s for {len(rows)} combinations")
+    for t in summary["tier4"]:
+        terminalreporter.section("tier4: copier update from the previous release", sep="-")
+        write(
+            f"{t['from']} -> {t['to']}: {t['combinations']} combinations updated, "
+            f"{t['failed']} failed, {t['conflicts']} conflicts; "
+            f"median update time {t['median_update_s']} s per project"
+        )
