@@ -13,7 +13,7 @@ import pytest
 from helpers import Rendered, copy_template, render, render_many
 
 # Numbers for the terminal summary, gathered from test reports (controller process only).
-_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier4": []}
+_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier3": [], "tier4": []}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,8 +72,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name.startswith("static:"):
             summary["static"][name.removeprefix("static:")] = value
-        elif name == "tier4" and report.when == "call":
-            summary["tier4"].append(value)
+        elif name in ("tier3", "tier4") and report.when == "call":
+            summary[name].append(value)
     if "tier2" in report.keywords and (report.when == "call" or report.outcome != "passed"):
         props = dict(report.user_properties)
         summary["tier2"].append(
@@ -111,6 +111,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if all(r["start"] for r in rows):
             wall = max(r["stop"] for r in rows) - min(r["start"] for r in rows)
             write(f"tier-2 wall time {wall:.1f} s for {len(rows)} combinations")
+    for c in summary["tier3"]:
+        terminalreporter.section(f"tier3: cluster suite of {c['id']}", sep="-")
+        write(
+            f"replicas {c['replicas']}, requests sent {c['requests_sent']}, failed "
+            f"{c['requests_failed']}, session misses {c['session_misses']}, ticks {c['ticks']}, "
+            f"executions {c['executions']}, duplicates {c['duplicates']}, restart errors "
+            f"{c['restart_errors']}, store recovery {c['recovery_seconds']:.2f} s, "
+            f"suite wall time {c['wall_seconds']:.1f} s"
+        )
     for t in summary["tier4"]:
         terminalreporter.section("tier4: copier update from the previous release", sep="-")
         write(

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import statistics
+import subprocess
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -181,6 +182,30 @@ def interpreter_for(version: str) -> str | None:
         f"python{version}", path=os.pathsep.join(d for d in dirs if "shims" not in d)
     )
     return str(Path(found).resolve()) if found else None
+
+
+# Variables of the outer environment that would point uv at the template's own venv.
+_OUTER = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME", "UV_PYTHON")
+STEP_TIMEOUT = 900
+
+
+def project_environment(python: str) -> dict[str, str]:
+    """Environment for commands run inside a rendered project: never download Pythons, and pin
+    the interpreter by absolute path so a `.python-version` seen by pyenv shims never
+    switches it."""
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER}
+    return env | {"UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": python, "UV_NO_PROGRESS": "1"}
+
+
+def run_step(
+    cmd: list[str], cwd: Path, env: Mapping[str, str], timeout: float = STEP_TIMEOUT
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run one command of a rendered project; returns (seconds, the finished process)."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=dict(env), capture_output=True, text=True, check=False, timeout=timeout
+    )
+    return time.perf_counter() - start, proc
 
 
 def check_commands(project: Path, uv: str) -> list[list[str]]:

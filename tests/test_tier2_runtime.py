@@ -5,37 +5,28 @@ by its own test suite. Slow (about a minute or more each): run with `pytest -m t
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from combinations import Combination, pairwise_cover
-from helpers import check_commands, interpreter_for, require, uv_binary
+from helpers import (
+    check_commands,
+    interpreter_for,
+    project_environment,
+    require,
+    run_step,
+    uv_binary,
+)
 
 pytestmark = pytest.mark.tier2
 
 COVER = pairwise_cover()
-STEP_TIMEOUT = 900
-# Variables of the outer environment that would point uv at the template's own venv.
-_OUTER = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME", "UV_PYTHON")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        cmd,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=STEP_TIMEOUT,
-    )
-    elapsed = time.perf_counter() - start
+    elapsed, proc = run_step(cmd, cwd, env)
     if proc.returncode:
         pytest.fail(
             f"`{shlex.join(cmd)}` exited {proc.returncode} after {elapsed:.1f} s in {cwd}\n"
@@ -54,10 +45,7 @@ def test_rendered_project_installs_and_passes_its_own_checks(
     python = require(interpreter_for(version), f"a Python {version} interpreter")
     project = renderer(combo.data, tmp_path / "project")
 
-    env = {k: v for k, v in os.environ.items() if k not in _OUTER}
-    # Never download Pythons; pin the interpreter by absolute path so a `.python-version`
-    # seen by pyenv shims never switches it.
-    env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": python, "UV_NO_PROGRESS": "1"}
+    env = project_environment(python)
     steps = [[uv, "sync", "-p", python], *check_commands(project, uv), [uv, "run", "pytest", "-q"]]
     timings: dict[str, float] = {}
     record_property("tier2_steps", timings)  # filled as steps finish: a failure shows them too

@@ -64,6 +64,14 @@ fixture plugin (tests/support/<feature>_fixtures.py) appends a function that ret
 variables; it may request fixtures (a database, say) through the request it is given."""
 
 
+ClusterRequirement = Callable[[pytest.FixtureRequest], Mapping[str, str]]
+
+CLUSTER_REQUIREMENTS: list[ClusterRequirement] = []
+"""What the replicas of the cluster suite (tests/cluster/) need from the optional features, like
+PRODUCTION_REQUIREMENTS; the cluster lives for the whole suite, so these functions may only
+request session-scoped fixtures."""
+
+
 def require_binary(path: str | None) -> str:
     """The server binary, or a skip outside CI; under CI=true a missing server is a failure."""
     if path is not None:

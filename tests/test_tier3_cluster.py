@@ -1,0 +1,93 @@
+"""Tier 3: the cluster suite each rendered project ships (tests/cluster/, `pytest -m cluster`),
+run for the default and a few other combinations, and run against deliberately broken
+clusters, where it must fail on the property that was broken.
+
+Run with `pytest -m tier3 -n 2` (tests/run.sh runs tiers 2 and 3 together).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from combinations import answer_space
+from helpers import interpreter_for, project_environment, require, run_step, uv_binary
+
+pytestmark = pytest.mark.tier3
+
+SPACE = answer_space()
+# The default, and one project per store family and database choice not covered by it.
+CLUSTER_COMBINATIONS = {
+    "default": {},
+    "memcached-postgresql": {"cache_backend": "memcached", "database": "postgresql"},
+}
+# Broken clusters: (what is broken, replica environment, the test that must fail, its message).
+BROKEN = {
+    # Development profile without STORE_URL: every replica keeps sessions in its own memory.
+    "in-memory-sessions": (
+        {"CLUSTER_ENV": {"APP_ENV": "development", "STORE_URL": None}},
+        "test_1_sessions.py",
+        "lost the session",
+    ),
+    # Replica r2 signs sessions with a key of its own.
+    "drifted-secret-key": (
+        {"CLUSTER_REPLICA_ENV": [{}, {"SECRET_KEY": secrets.token_urlsafe(48)}]},
+        "test_2_config_drift.py",
+        "r2 rejects a session issued by r1",
+    ),
+}
+
+
+def _project(renderer: Any, tmp_path: Path, overrides: dict[str, Any]) -> tuple[Path, dict]:
+    uv = require(uv_binary(), "uv")
+    combo = SPACE.default_combination()
+    data = {**combo.data, **overrides}
+    python = require(interpreter_for(str(SPACE.answers_with(data)["python_version"])), "Python")
+    project = renderer(data, tmp_path / "project")
+    env = project_environment(python)
+    elapsed, proc = run_step([uv, "sync", "-p", python], project, env)
+    assert proc.returncode == 0, f"uv sync failed after {elapsed:.0f} s:\n{proc.stderr[-3000:]}"
+    return project, env
+
+
+def _cluster_suite(project: Path, env: dict[str, str], report: Path, **extra: Any):
+    uv = require(uv_binary(), "uv")
+    run_env = {**env, "CLUSTER_REPORT": str(report)}
+    for name, value in extra.items():
+        run_env[name] = json.dumps(value)
+    cmd = [uv, "run", "pytest", "-m", "cluster", "-p", "no:cacheprovider", "-rf"]
+    return run_step(cmd, project, run_env, timeout=600)
+
+
+@pytest.mark.parametrize("name", CLUSTER_COMBINATIONS)
+def test_cluster_suite_passes(
+    name: str, renderer: Any, tmp_path: Path, record_property: Any
+) -> None:
+    overrides = CLUSTER_COMBINATIONS[name]
+    project, env = _project(renderer, tmp_path, overrides)
+    report_path = tmp_path / "cluster-report.json"
+    elapsed, proc = _cluster_suite(project, env, report_path)
+    assert proc.returncode == 0, (
+        f"`{shlex.join(proc.args)}` exited {proc.returncode} after {elapsed:.0f} s\n"
+        f"{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    )
+    report = json.loads(report_path.read_text())
+    record_property("tier3", {"id": name, **report})
+    assert report["session_misses"] == 0 and report["requests_failed"] == 0
+    assert report["requests_sent"] > 0 and report["replicas_reached"] == report["replicas"] >= 3
+
+
+def test_cluster_suite_catches_broken_clusters(renderer: Any, tmp_path: Path) -> None:
+    """Each broken property makes its own check fail, with a message that says what broke."""
+    project, env = _project(renderer, tmp_path, {})
+    for name, (extra, failing_module, message) in BROKEN.items():
+        _, proc = _cluster_suite(project, env, tmp_path / f"{name}.json", **extra)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1, f"{name}: the suite did not fail (exit {proc.returncode})"
+        failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+        assert any(failing_module in line for line in failed), f"{name}: {failed}\n{output[-4000:]}"
+        assert message in output, f"{name}: no '{message}' in the output\n{output[-4000:]}"
