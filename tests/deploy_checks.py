@@ -609,8 +609,6 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             unknown = sorted(set(env) - names)
             if unknown:
                 own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
-        else:
-            own.append("compose.yaml is missing")
         if not a.workflows:
             own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
         for workflow in a.workflows:

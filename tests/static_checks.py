@@ -268,7 +268,9 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
     # Chart, Compose, pipelines and checkov: once per distinct artifact (deploy_checks.py).
     deploy_start = time.perf_counter()
     deployable = [
-        r.dst for r in rendered.values() if not r.error and (r.dst / "Dockerfile").is_file()
+        r.dst
+        for r in rendered.values()
+        if not r.error and ((r.dst / "compose.yaml").is_file() or (r.dst / "deploy").is_dir())
     ]
     deploy = run_deploy_checks(deployable) if deployable else None
     deploy_wall = time.perf_counter() - deploy_start
