@@ -14,7 +14,7 @@ if ! command -v uv >/dev/null 2>&1 || [[ "$(command -v uv)" == */shims/* ]]; the
 fi
 
 # Debian packages the tests use (servers arrive with later features); installed only when missing.
-debian_packages=(git redis-server memcached postgresql)
+debian_packages=(git redis-server memcached postgresql haproxy shellcheck)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -25,6 +25,10 @@ if ((${#missing[@]})); then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# checkov (deployment checks of tier 1) in its own environment: it pins old libraries.
+export PATH="$HOME/.local/bin:$PATH"
+command -v checkov >/dev/null 2>&1 || uv tool install --quiet checkov
 
 # The dev environment on Python 3.12 (pyenv's interpreter when there is one).
 python=$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)

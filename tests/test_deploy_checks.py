@@ -297,7 +297,9 @@ def test_gitlab_pipeline_checks(renderer, tmp_path_factory, tmp_path: Path) -> N
     pipeline = tree / ".gitlab-ci.yml"
     assert check_workflow(str(pipeline)) == []
     bad = tmp_path / ".gitlab-ci.yml"
-    bad.write_text(pipeline.read_text().replace("stage: check", "stage: check\n  when: sometimes", 1))
+    bad.write_text(
+        pipeline.read_text().replace("stage: check", "stage: check\n  when: sometimes", 1)
+    )
     assert any("gitlab-ci schema" in p for p in check_workflow(str(bad)))
 
 
