@@ -327,3 +327,9 @@ def test_settings_must_be_documented_names(project: Path, tmp_path: Path) -> Non
     values.write_text(values.read_text().replace("  LOG_LEVEL: INFO", "  LOGLEVEL: INFO"))
     problems = run_deploy_checks([tree]).problems["tree"]
     assert any("chart config sets ['LOGLEVEL']" in p for p in problems), problems
+
+
+def test_the_templates_own_workflow_keeps_the_same_rules() -> None:
+    """actionlint, the workflow schema, SHA-pinned actions, least privilege, timeouts."""
+    workflow = Path(__file__).resolve().parent.parent / ".github/workflows/ci.yml"
+    assert check_workflow(str(workflow)) == []
