@@ -101,6 +101,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"median render time {s['median_render_s']} s per combination; wall time "
             f"{s['wall_s']} s (rendering {s['render_wall_s']} s, ruff {s['ruff_wall_s']} s)"
         )
+        deploy = dict(s.get("deploy", {}))
+        if len(deploy) > 1:
+            write(
+                f"deployment checks ({deploy.pop('wall_s')} s): "
+                + "; ".join(f"{name}: {value}" for name, value in deploy.items())
+            )
     rows = summary["tier2"]
     if rows:
         terminalreporter.section("tier2: rendered projects installed and tested", sep="-")

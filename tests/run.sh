@@ -26,6 +26,10 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# checkov (deployment checks of tier 1) in its own environment: it pins old libraries.
+export PATH="$HOME/.local/bin:$PATH"
+command -v checkov >/dev/null 2>&1 || uv tool install --quiet 'checkov==3.3.30'
+
 # The dev environment on Python 3.12 (pyenv's interpreter when there is one).
 python=$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
 uv sync --frozen --python "${python:-python3.12}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from container_checks import dockerfile_problems, dockerignore_problems, hadolint_problems
+from deploy_checks import run_deploy_checks
 from helpers import POOL_CONTEXT, median, render_many
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -264,9 +265,21 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
     ruff_per_tree, ruff_global = ruff_findings(root)
     ruff_wall = time.perf_counter() - ruff_start
 
+    # Chart, Compose, pipelines and checkov: once per distinct artifact (deploy_checks.py).
+    deploy_start = time.perf_counter()
+    deployable = [
+        r.dst
+        for r in rendered.values()
+        if not r.error and ((r.dst / "compose.yaml").is_file() or (r.dst / "deploy").is_dir())
+    ]
+    deploy = run_deploy_checks(deployable) if deployable else None
+    deploy_wall = time.perf_counter() - deploy_start
+
     problems: dict[str, list[str]] = {}
     for r in rendered.values():
         found = [f"render failed:\n{r.error}"] if r.error else []
+        if deploy is not None:
+            found += deploy.problems.get(r.dst.name, [])
         found += tree_problems((rel for rel, _, _ in r.files), r.dirs)
         for rel, sha, kind in r.files:
             found += [f"{rel}: {p}" for p in file_results[key(r.id, sha, kind)]]
@@ -287,6 +300,7 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
         "ruff_wall_s": round(ruff_wall, 2),
         "wall_s": round(time.perf_counter() - start, 2),
         "failed": sum(1 for p in problems.values() if p),
+        "deploy": {**(deploy.stats if deploy else {}), "wall_s": round(deploy_wall, 2)},
     }
     return StaticReport(problems, {r.id: r.dst for r in rendered.values()}, stats)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from combinations import Combination, pairwise_cover
+from deploy_checks import SETTINGS_PROBE, deployment_environments
 from helpers import (
     check_commands,
     interpreter_for,
@@ -52,3 +53,27 @@ def test_rendered_project_installs_and_passes_its_own_checks(
     for cmd in steps:
         label = "uv sync" if cmd[1] == "sync" else shlex.join(cmd[2:])
         timings[label] = round(run(cmd, project, env)[0], 1)
+        if cmd[1] == "sync":
+            timings["deployment settings"] = round(
+                _load_deployment_settings(project, uv, env, str(combo.answers["package_name"])), 1
+            )
+
+
+def _load_deployment_settings(project: Path, uv: str, env: dict[str, str], package: str) -> float:
+    """The chart's config and the Compose environment, with stand-in secrets, are accepted by
+    the service's own settings in production (a value the service would refuse fails here)."""
+    import json
+
+    specs = deployment_environments(project)
+    assert specs, "no deployment artifact (chart or compose.yaml) in the rendered project"
+    probe = project.parent / "settings_probe.py"
+    probe.write_text(SETTINGS_PROBE, encoding="utf-8")
+    elapsed = 0.0
+    for index, spec in enumerate(specs):
+        spec_file = project.parent / f"deployment-settings-{index}.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        cmd = [uv, "run", "--no-sync", "python", str(probe), str(spec_file), package]
+        seconds, stdout = run(cmd, project, env)
+        assert "settings accepted (APP_ENV=production)" in stdout, stdout
+        elapsed += seconds
+    return elapsed

@@ -1,0 +1,199 @@
+{{/*
+Names, labels and the one pod specification every workload of the chart shares.
+Workloads differ only in what they pass to "app.podSpec": the component name, the arguments of
+`python -m <package>`, the ConfigMap and ServiceAccount to use, and whether the pod serves HTTP
+(ports, probes, preStop). Image, settings, secret files, security context and resources come from
+one place, so a new workload (worker, scheduler, CronJob) is a few lines.
+*/}}
+
+{{- define "app.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "app.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "app.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object; "app.selectorLabels" is the immutable subset. */}}
+{{- define "app.labels" -}}
+helm.sh/chart: {{ include "app.chart" . }}
+{{ include "app.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "app.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "app.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Selector of one component's pods (web, migrate, ...). Call with (dict "root" . "component" "web"). */}}
+{{- define "app.componentSelector" -}}
+{{ include "app.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "app.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "app.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "app.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The container port: the service's own PORT setting. */}}
+{{- define "app.port" -}}
+{{- .Values.config.PORT | default "8000" | int }}
+{{- end }}
+
+{{/* Where secret files are mounted: the service's own SECRETS_DIR setting. */}}
+{{- define "app.secretsDir" -}}
+{{- .Values.config.SECRETS_DIR | default "/run/secrets" }}
+{{- end }}
+
+{{/*
+Shutdown budget: preStop sleep + SHUTDOWN_DRAIN_SECONDS + SHUTDOWN_GRACE_SECONDS + margin must fit
+in terminationGracePeriodSeconds, or the kubelet SIGKILLs the process mid-request. Rendering fails
+when it does not.
+*/}}
+{{- define "app.shutdownBudget" -}}
+{{- $drain := .Values.config.SHUTDOWN_DRAIN_SECONDS | default "5" | float64 | ceil | int }}
+{{- $grace := .Values.config.SHUTDOWN_GRACE_SECONDS | default "20" | float64 | ceil | int }}
+{{- add .Values.lifecycle.preStopSleepSeconds $drain $grace .Values.lifecycle.shutdownMarginSeconds }}
+{{- end }}
+
+{{- define "app.checkShutdownBudget" -}}
+{{- $needed := include "app.shutdownBudget" . | int }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least lifecycle.preStopSleepSeconds + config.SHUTDOWN_DRAIN_SECONDS + config.SHUTDOWN_GRACE_SECONDS + lifecycle.shutdownMarginSeconds = %d" (int .Values.terminationGracePeriodSeconds) $needed) }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap data: the service's settings, by their environment variable names. */}}
+{{- define "app.configData" -}}
+{{- $data := dict }}
+{{- range $key, $value := .Values.config }}
+{{- $_ := set $data $key ($value | toString) }}
+{{- end }}
+{{- toYaml $data }}
+{{- end }}
+
+{{/*
+Pod spec of every workload. Call with a dict:
+  root: the top context; component: label value; args: arguments of `python -m <package>`;
+  configMap: ConfigMap name; serviceAccountName; serving: true for the HTTP server (ports,
+  probes, preStop, grace period); restartPolicy: for Jobs.
+*/}}
+{{- define "app.podSpec" -}}
+{{- $root := .root }}
+{{- $values := $root.Values -}}
+serviceAccountName: {{ .serviceAccountName }}
+automountServiceAccountToken: {{ $values.serviceAccount.automountToken }}
+{{- with $values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $values.podSecurityContext | nindent 2 }}
+{{- if .restartPolicy }}
+restartPolicy: {{ .restartPolicy }}
+{{- end }}
+{{- if .serving }}
+terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
+{{- end }}
+containers:
+  - name: {{ .component }}
+    image: {{ include "app.image" $root | quote }}
+    imagePullPolicy: {{ $values.image.pullPolicy }}
+    args:
+      {{- toYaml .args | nindent 6 }}
+    envFrom:
+      - configMapRef:
+          name: {{ .configMap }}
+    {{- if .serving }}
+    ports:
+      - name: http
+        containerPort: {{ include "app.port" $root }}
+        protocol: TCP
+    startupProbe:
+      httpGet:
+        path: /startupz
+        port: http
+      {{- toYaml $values.probes.startup | nindent 6 }}
+    livenessProbe:
+      httpGet:
+        path: /livez
+        port: http
+      {{- toYaml $values.probes.liveness | nindent 6 }}
+    readinessProbe:
+      httpGet:
+        path: /readyz
+        port: http
+      {{- toYaml $values.probes.readiness | nindent 6 }}
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sleep", "{{ $values.lifecycle.preStopSleepSeconds }}"]
+    {{- end }}
+    securityContext:
+      {{- toYaml $values.securityContext | nindent 6 }}
+    resources:
+      {{- toYaml (.resources | default $values.resources) | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+      {{- if $values.existingSecret }}
+      - name: secrets
+        mountPath: {{ include "app.secretsDir" $root }}
+        readOnly: true
+      {{- end }}
+      {{- with $values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $values.tmpSizeLimit }}
+  {{- if $values.existingSecret }}
+  - name: secrets
+    secret:
+      secretName: {{ $values.existingSecret }}
+      defaultMode: 0440
+  {{- end }}
+  {{- with $values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

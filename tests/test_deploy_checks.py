@@ -1,0 +1,335 @@
+"""The deployment checks of tier 1 can fail: the rendered default project passes them, and each
+deliberate defect, made by editing a rendered chart, Compose file or pipeline, is reported."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from combinations import default_combination
+from deploy_checks import (
+    NEWEST_KUBERNETES,
+    OLDEST_KUBERNETES,
+    Artifacts,
+    check_chart,
+    check_compose,
+    check_workflow,
+    manifest_invariants,
+    render_chart,
+    route_paths,
+    run_checkov,
+    run_deploy_checks,
+    validate_manifest,
+)
+
+pytestmark = [pytest.mark.tier1, pytest.mark.fast]
+
+DEFAULT = default_combination()
+
+
+def _render(renderer, tmp_path_factory, name: str, **answers: Any) -> Path:
+    data = {**DEFAULT.data, **answers}
+    return renderer(data, tmp_path_factory.mktemp(name) / "project")
+
+
+@pytest.fixture(scope="module")
+def project(renderer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _render(renderer, tmp_path_factory, "deploy-default", database="postgresql")
+
+
+@pytest.fixture(scope="module")
+def artifacts(project: Path) -> Artifacts:
+    found = Artifacts.find(project)
+    assert found.chart and found.compose and found.workflows and found.probes
+    return found
+
+
+@pytest.fixture(scope="module")
+def routes(artifacts: Artifacts) -> set[str]:
+    return route_paths(artifacts.probes)
+
+
+@pytest.fixture(scope="module")
+def manifests(artifacts: Artifacts) -> list[dict[str, Any]]:
+    assert artifacts.chart
+    return render_chart(artifacts.chart, {})
+
+
+def test_rendered_chart_passes_every_check(artifacts: Artifacts, routes: set[str]) -> None:
+    result = check_chart(str(artifacts.chart), sorted(routes))
+    assert result["problems"] == []
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result["manifests"])}
+    assert kinds >= {
+        "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+        "ServiceAccount", "ConfigMap", "NetworkPolicy", "Job",
+    }  # fmt: skip
+
+
+def test_probes_point_at_routes_the_service_serves(routes: set[str]) -> None:
+    assert {"/startupz", "/livez", "/readyz"} <= routes
+
+
+def test_rendered_compose_and_pipeline_pass(artifacts: Artifacts) -> None:
+    assert check_compose(str(artifacts.compose), str(artifacts.haproxy)) == []
+    for workflow in artifacts.workflows:
+        assert check_workflow(str(workflow)) == [], workflow
+
+
+def web_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def edit_manifests(edit: Callable[[list[dict[str, Any]]], None]):
+    def apply(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        docs = copy.deepcopy(docs)
+        edit(docs)
+        return docs
+
+    return apply
+
+
+def _set(path: list[Any], value: Any, kind: str = "Deployment"):
+    def edit(docs: list[dict[str, Any]]) -> None:
+        target = next(d for d in docs if d["kind"] == kind)
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+POD = ["spec", "template", "spec"]
+CONTAINER = [*POD, "containers", 0]
+MANIFEST_DEFECTS = {
+    "grace-too-short": (_set([*POD, "terminationGracePeriodSeconds"], 20), "> terminationGrace"),
+    "no-prestop": (_set([*CONTAINER, "lifecycle"], {}), "preStop is not `sleep N`"),
+    "liveness-on-readyz": (
+        _set([*CONTAINER, "livenessProbe", "httpGet", "path"], "/readyz"),
+        "livenessProbe does not GET /livez",
+    ),
+    "probe-wrong-port": (
+        _set([*CONTAINER, "readinessProbe", "httpGet", "port"], "web"),
+        "readinessProbe port 'web' is not a container port",
+    ),
+    "pdb-blocks-eviction": (
+        _set(["spec", "maxUnavailable"], 0, kind="PodDisruptionBudget"),
+        "PDB allows no eviction at 3 replicas",
+    ),
+    "pdb-min-all": (
+        lambda docs: next(d for d in docs if d["kind"] == "PodDisruptionBudget")["spec"].update(
+            {"minAvailable": "100%"}
+        ),
+        "PDB allows no eviction",
+    ),
+    "writable-root": (
+        _set([*CONTAINER, "securityContext", "readOnlyRootFilesystem"], False),
+        "readOnlyRootFilesystem not set",
+    ),
+    "capabilities-kept": (
+        _set([*CONTAINER, "securityContext", "capabilities"], {}),
+        "capabilities.drop ALL not set",
+    ),
+    "token-mounted": (
+        _set([*POD, "automountServiceAccountToken"], True),
+        "service account token mounted",
+    ),
+    "migrates-at-start": (_set([*CONTAINER, "args"], ["migrate"]), "runs migrate at start"),
+    "job-not-hook": (
+        lambda docs: next(d for d in docs if d["kind"] == "Job")["metadata"]["annotations"].pop(
+            "helm.sh/hook"
+        ),
+        "is not a pre-install,pre-upgrade hook",
+    ),
+    "service-selects-nothing": (
+        _set(["spec", "selector", "app.kubernetes.io/component"], "other", kind="Service"),
+        "Service selector does not match",
+    ),
+}
+
+
+def test_rendered_manifests_keep_the_invariants(manifests, routes) -> None:
+    assert manifest_invariants(manifests, routes) == []
+
+
+@pytest.mark.parametrize("defect", MANIFEST_DEFECTS, ids=str)
+def test_each_manifest_defect_is_reported(manifests, routes, defect: str) -> None:
+    edit, expected = MANIFEST_DEFECTS[defect]
+    problems = manifest_invariants(edit_manifests(edit)(manifests), routes)
+    assert any(expected in p for p in problems), problems
+
+
+def test_probe_on_a_route_the_service_lacks_is_reported(manifests, routes) -> None:
+    problems = manifest_invariants(manifests, routes - {"/readyz"})
+    assert any("which the service does not serve" in p for p in problems), problems
+
+
+def test_manifests_validate_at_both_ends_and_unknown_kinds_fail(manifests) -> None:
+    for doc in manifests:
+        for version in (OLDEST_KUBERNETES, NEWEST_KUBERNETES):
+            assert validate_manifest(doc, version) == []
+    deployment = next(d for d in manifests if d["kind"] == "Deployment")
+    unknown = {**deployment, "kind": "Deploymint"}
+    assert "no schema" in validate_manifest(unknown, OLDEST_KUBERNETES)[0]
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    assert "invalid" in validate_manifest(typo, NEWEST_KUBERNETES)[0]
+
+
+def _copy_chart(artifacts: Artifacts, tmp_path: Path) -> Path:
+    assert artifacts.chart
+    chart = tmp_path / artifacts.chart.name
+    shutil.copytree(artifacts.chart, chart)
+    return chart
+
+
+def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_path) -> None:
+    """A template that ignores the shutdown budget, and a value the README does not document."""
+    chart = _copy_chart(artifacts, tmp_path)
+    configmap = chart / "templates/configmap.yaml"
+    configmap.write_text(
+        configmap.read_text().replace('{{- include "app.checkShutdownBudget" . }}\n', "")
+    )
+    values = chart / "values.yaml"
+    values.write_text(values.read_text() + "undocumentedKnob: 1\n")
+    schema = chart / "values.schema.json"
+    schema.write_text(
+        schema.read_text().replace('"global": {', '"undocumentedKnob": {}, "global": {', 1)
+    )
+    problems = "\n".join(check_chart(str(chart), sorted(routes))["problems"])
+    assert "values grace-below-budget render, but the chart must refuse them" in problems
+    assert "does not document values ['undocumentedKnob']" in problems
+
+
+def _edited_yaml(path: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> str:
+    document = yaml.safe_load(path.read_text())
+    edit(document)
+    out = tmp_path / path.name
+    out.write_text(yaml.safe_dump(document, sort_keys=False))
+    return str(out)
+
+
+COMPOSE_DEFECTS = {
+    "no-replicas": (lambda c: c["services"]["app"].pop("deploy"), "app has no deploy.replicas"),
+    "published-app": (
+        lambda c: c["services"]["app"].update({"ports": ["8000:8000"]}),
+        "app publishes ports",
+    ),
+    "no-healthcheck": (
+        lambda c: c["services"]["store"].pop("healthcheck"),
+        "service store has no healthcheck",
+    ),
+    "no-migrate-wait": (
+        lambda c: c["services"]["app"]["depends_on"].pop("migrate"),
+        "app does not wait for migrate",
+    ),
+    "short-stop": (
+        lambda c: c["services"]["app"].update({"stop_grace_period": "10s"}),
+        "stop_grace_period is shorter",
+    ),
+    "schema": (lambda c: c["services"]["lb"].update({"ports": 8080}), "compose-spec schema"),
+}
+
+
+@pytest.mark.parametrize("defect", COMPOSE_DEFECTS, ids=str)
+def test_each_compose_defect_is_reported(artifacts: Artifacts, tmp_path: Path, defect: str) -> None:
+    edit, expected = COMPOSE_DEFECTS[defect]
+    assert artifacts.compose
+    path = _edited_yaml(artifacts.compose, tmp_path, edit)
+    problems = check_compose(path, str(artifacts.haproxy))
+    assert any(expected in p for p in problems), problems
+
+
+def test_broken_haproxy_config_is_reported(artifacts: Artifacts, tmp_path: Path) -> None:
+    assert artifacts.haproxy
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(artifacts.haproxy.read_text().replace("balance roundrobin", "balance nonsense"))
+    problems = check_compose(str(artifacts.compose), str(cfg))
+    assert any("haproxy -c failed" in p for p in problems), problems
+
+
+WORKFLOW_DEFECTS = {
+    "tag-pinned": (
+        lambda t: t.replace(
+            "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2",
+            "actions/checkout@v4",
+        ),
+        "not pinned by full commit SHA",
+    ),
+    "write-all": (
+        lambda t: t.replace("permissions:\n  contents: read", "permissions: write-all"),
+        "not least privilege",
+    ),
+    "no-timeout": (
+        lambda t: t.replace("    timeout-minutes: 10\n", "", 1),
+        "has no timeout-minutes",
+    ),
+    "schema": (lambda t: t.replace("runs-on: ubuntu-24.04", "runs_on: ubuntu-24.04", 1), "schema"),
+    "actionlint": (
+        lambda t: t.replace("run: uv run mypy", "run: uv run mypy ${{ github.evnt.name }}"),
+        "actionlint",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", WORKFLOW_DEFECTS, ids=str)
+def test_each_workflow_defect_is_reported(
+    artifacts: Artifacts, tmp_path: Path, defect: str
+) -> None:
+    edit, expected = WORKFLOW_DEFECTS[defect]
+    source = next(w for w in artifacts.workflows if w.suffix == ".yml" and "github" in str(w))
+    edited = edit(source.read_text())
+    assert edited != source.read_text(), f"{defect}: the edit no longer applies"
+    path = tmp_path / ".github/workflows/ci.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(edited)
+    problems = check_workflow(str(path))
+    assert any(expected in p for p in problems), problems
+
+
+def test_gitlab_pipeline_checks(renderer, tmp_path_factory, tmp_path: Path) -> None:
+    tree = _render(renderer, tmp_path_factory, "deploy-gitlab", ci_provider="gitlab")
+    pipeline = tree / ".gitlab-ci.yml"
+    assert check_workflow(str(pipeline)) == []
+    bad = tmp_path / ".gitlab-ci.yml"
+    bad.write_text(
+        pipeline.read_text().replace("stage: check", "stage: check\n  when: sometimes", 1)
+    )
+    assert any("gitlab-ci schema" in p for p in check_workflow(str(bad)))
+
+
+def test_checkov_failures_are_attributed(manifests) -> None:
+    """A privileged container fails checkov, and the failure lands on the artifact it came from."""
+    bad = copy.deepcopy(manifests)
+    context = web_container(bad)["securityContext"]
+    context.update({"privileged": True, "allowPrivilegeEscalation": True})
+    context.pop("readOnlyRootFilesystem")
+    failed, totals = run_checkov(
+        {
+            "good": {"manifests.yaml": "---\n".join(yaml.safe_dump(d) for d in manifests)},
+            "bad": {"manifests.yaml": "---\n".join(yaml.safe_dump(d) for d in bad)},
+        }
+    )
+    assert failed["good"] == []
+    assert any("CKV_K8S_16" in p for p in failed["bad"]), failed["bad"]  # privileged
+    assert totals["failed"] >= 1 and totals["passed"] > 0
+
+
+def test_settings_must_be_documented_names(project: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(project, tree)
+    values = next(tree.glob("deploy/helm/*/values.yaml"))
+    values.write_text(values.read_text().replace("  LOG_LEVEL: INFO", "  LOGLEVEL: INFO"))
+    problems = run_deploy_checks([tree]).problems["tree"]
+    assert any("chart config sets ['LOGLEVEL']" in p for p in problems), problems
+
+
+def test_the_templates_own_workflow_keeps_the_same_rules() -> None:
+    """actionlint, the workflow schema, SHA-pinned actions, least privilege, timeouts."""
+    workflow = Path(__file__).resolve().parent.parent / ".github/workflows/ci.yml"
+    assert check_workflow(str(workflow)) == []
