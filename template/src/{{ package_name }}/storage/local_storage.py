@@ -228,4 +228,3 @@ def open_storage(settings: StorageSettings, signing_secret: str) -> LocalStorage
     root.mkdir(parents=True, exist_ok=True)
     public = settings.storage_public_endpoint_url or ""
     return LocalStorage(root, signing_secret, public)
-

@@ -48,8 +48,8 @@ from .cache_routes import require_login
 logger = get_logger(__name__)
 
 META_HEADER_PREFIX = "x-meta-"
-MEDIA_TYPE_TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-CONTENT_TYPE_PATTERN = rf"^{MEDIA_TYPE_TOKEN}/{MEDIA_TYPE_TOKEN}$"
+MEDIA_TYPE_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+CONTENT_TYPE_PATTERN = rf"^{MEDIA_TYPE_PART}/{MEDIA_TYPE_PART}$"
 ObjectKey = Annotated[str, Path(pattern=STORAGE_KEY_PATTERN, max_length=512)]
 
 
@@ -162,9 +162,7 @@ def upload_metadata(request: Request) -> dict[str, str]:
 def refuse_declared_size(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes"
-        )
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes")
 
 
 async def limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
