@@ -37,6 +37,9 @@ from . import (
 from .settings import StorageSettings
 
 ObstoreStore = S3Store | AzureStore
+# obstore raises Python's own FileNotFoundError for a missing object (and may raise
+# PermissionError), besides the errors of its own hierarchy.
+OBSTORE_ERRORS = (BaseError, FileNotFoundError, PermissionError)
 
 # Attributes obstore maps to the provider's own headers; every other name is user metadata.
 _STANDARD_ATTRIBUTES = frozenset(
@@ -67,11 +70,11 @@ def retry_config(settings: StorageSettings) -> dict[str, Any]:
     }
 
 
-def translate(exc: BaseError, action: str) -> StorageError:
+def translate(exc: Exception, action: str) -> StorageError:
     """The provider-neutral error for an obstore exception."""
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError | FileNotFoundError):
         return ObjectNotFound(f"{action}: not found")
-    if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
+    if isinstance(exc, PermissionDeniedError | UnauthenticatedError | PermissionError):
         return StorageForbidden(f"{action}: the storage refused the service's credentials")
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return StorageUnavailable(f"{action}: {first_line[:300]}")
@@ -115,7 +118,7 @@ class ObstoreStorage:
                 chunk_size=self._part_size,
                 max_concurrency=self._concurrency,
             )
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"put {key}") from exc
         return await self.head(key)
 
@@ -123,7 +126,7 @@ class ObstoreStorage:
         validate_key(key)
         try:
             result = await obstore.get_async(self._store, key)
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"get {key}") from exc
         info = _info(result.meta, result.attributes)
         return StoredObject(info, _chunks(result.stream(min_chunk_size=READ_CHUNK_BYTES), key))
@@ -132,7 +135,7 @@ class ObstoreStorage:
         validate_key(key)
         try:
             result = await obstore.get_async(self._store, key, options={"head": True})
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"head {key}") from exc
         return _info(result.meta, result.attributes)
 
@@ -147,9 +150,9 @@ class ObstoreStorage:
         validate_key(key)
         try:
             await obstore.delete_async(self._store, key)
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             return
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"delete {key}") from exc
 
     async def list(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
@@ -161,7 +164,7 @@ class ObstoreStorage:
                 found.extend(_info(meta, None) for meta in batch)
                 if len(found) >= limit:
                     break
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
@@ -177,7 +180,7 @@ class ObstoreStorage:
             url: str = await obstore.sign_async(
                 self._signer, method, key, timedelta(seconds=expires_in_seconds)
             )
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, f"sign {key}") from exc
         return url
 
@@ -185,7 +188,7 @@ class ObstoreStorage:
         try:
             async for _batch in obstore.list(self._store, chunk_size=1):
                 break
-        except BaseError as exc:
+        except OBSTORE_ERRORS as exc:
             raise translate(exc, "list bucket") from exc
 
     async def close(self) -> None:
@@ -215,5 +218,5 @@ async def _chunks(stream: AsyncIterable[Any], key: str) -> AsyncIterator[bytes]:
     try:
         async for chunk in stream:
             yield bytes(chunk)
-    except BaseError as exc:
+    except OBSTORE_ERRORS as exc:
         raise translate(exc, f"read {key}") from exc
