@@ -13,6 +13,7 @@ carry no credentials.
 """
 
 import functools
+import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -146,16 +147,21 @@ class GcsStorage:
             return writer
 
         writer = await self._call(f"put {key}", open_writer)
-        batch = bytearray()
-        async for chunk in chunks:
-            batch += chunk
-            if len(batch) >= UPLOAD_BATCH_BYTES:
-                data, batch = bytes(batch), bytearray()
-                await self._call(f"put {key}", functools.partial(writer.write, data))
-        # Closing finalises the upload; an upload abandoned above is never finalised, so a
-        # failed or refused upload leaves no partial object behind.
-        if batch:
-            await self._call(f"put {key}", functools.partial(writer.write, bytes(batch)))
+        try:
+            batch = bytearray()
+            async for chunk in chunks:
+                batch += chunk
+                if len(batch) >= UPLOAD_BATCH_BYTES:
+                    data, batch = bytes(batch), bytearray()
+                    await self._call(f"put {key}", functools.partial(writer.write, data))
+            if batch:
+                await self._call(f"put {key}", functools.partial(writer.write, bytes(batch)))
+        except BaseException:
+            # Closing a BlobWriter finalises the upload, and io's finaliser closes it when it is
+            # garbage-collected: replace close so an abandoned upload is never finalised and no
+            # partial object appears (the unfinished resumable session expires on its own).
+            writer.close = _abandon  # type: ignore[method-assign]
+            raise
         await self._call(f"put {key}", writer.close)
         return await self.head(key)
 
@@ -226,10 +232,11 @@ class GcsStorage:
                 timeout=self._timeout,
                 retry=None,
             )
-            return list(blobs)
+            return list(itertools.islice(blobs, limit))
 
         blobs = await self._call(f"list {prefix!r}", list_blobs)
-        return sorted((_info(blob) for blob in blobs), key=lambda info: info.key)
+        # Slice as well: not every server (the emulator, for one) honours max_results.
+        return sorted((_info(blob) for blob in blobs), key=lambda info: info.key)[:limit]
 
     async def signed_url(
         self,
@@ -278,6 +285,10 @@ class GcsStorage:
 
     async def close(self) -> None:
         await to_thread.run_sync(self._client.close)
+
+
+def _abandon() -> None:
+    """Stands in for BlobWriter.close on an upload that failed."""
 
 
 def _info(blob: storage.Blob) -> ObjectInfo:
