@@ -53,12 +53,12 @@ class StorageServer:
                 self.binary,
                 "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port),
-                "--location", str(self.directory),
                 "--inMemoryPersistence",
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--silent",
             ],
+            cwd=self.directory,  # where Azurite writes its debug and lock files, if any
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
