@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from ..config import ConfigError
 from .settings import StorageSettings
 
 SignedMethod = Literal["GET", "PUT"]
@@ -180,14 +179,8 @@ def open_storage(settings: StorageSettings, signing_secret: str) -> ObjectStorag
     ``signing_secret`` signs the local directory's URLs (the service's SECRET_KEY, the same on
     every replica); cloud providers sign with their own credentials.
     """
-    module_name = _MODULE_BY_PROVIDER[settings.backend]
-    try:
-        module = importlib.import_module(f".{module_name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.endswith(module_name):
-            message = f"STORAGE_PROVIDER: {settings.backend} is not available in this service"
-            raise ConfigError([message]) from None
-        raise
+    # Only the generated provider's module (and the local one) exists in this service.
+    module = importlib.import_module(f".{_MODULE_BY_PROVIDER[settings.backend]}", __name__)
     storage: ObjectStorage = module.open_storage(settings, signing_secret)
     return storage
 
