@@ -31,7 +31,7 @@ from google.cloud import storage
 from google.cloud.storage.fileio import BlobReader, BlobWriter
 from google.oauth2 import service_account
 
-from ..config import EnvironmentSettings
+from ..config import ConfigError, EnvironmentSettings
 from . import (
     DEFAULT_CONTENT_TYPE,
     ObjectInfo,
@@ -160,7 +160,7 @@ class GcsStorage:
             # Closing a BlobWriter finalises the upload, and io's finaliser closes it when it is
             # garbage-collected: replace close so an abandoned upload is never finalised and no
             # partial object appears (the unfinished resumable session expires on its own).
-            writer.close = _abandon  # type: ignore[method-assign]
+            writer.close = _abandon
             raise
         await self._call(f"put {key}", writer.close)
         return await self.head(key)
@@ -308,7 +308,11 @@ def open_storage(settings: StorageSettings, signing_secret: str) -> GcsStorage:
     signing: google.auth.credentials.Credentials | None = None
     project = credentials.google_cloud_project
     if key_file is not None:
-        signing = service_account.Credentials.from_service_account_file(str(key_file))  # type: ignore[no-untyped-call]
+        try:
+            signing = service_account.Credentials.from_service_account_file(str(key_file))  # type: ignore[no-untyped-call]
+        except (OSError, ValueError) as exc:
+            message = f"GOOGLE_APPLICATION_CREDENTIALS: cannot read a service account key: {exc}"
+            raise ConfigError([message[:300]]) from None
         project = project or getattr(signing, "project_id", None)
     endpoint = settings.storage_endpoint_url
     if endpoint is not None:
@@ -320,7 +324,15 @@ def open_storage(settings: StorageSettings, signing_secret: str) -> GcsStorage:
     elif signing is not None:
         client = storage.Client(project=project, credentials=signing)
     else:
-        default_credentials, default_project = google.auth.default()
+        try:
+            default_credentials, default_project = google.auth.default()
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise ConfigError(
+                [
+                    "GOOGLE_APPLICATION_CREDENTIALS: no credentials found (set it to a service "
+                    "account key file, or run with a workload identity)"
+                ]
+            ) from None
         signing = default_credentials
         client = storage.Client(project=project or default_project, credentials=default_credentials)
     public = settings.storage_public_endpoint_url or endpoint or DEFAULT_API_ENDPOINT
