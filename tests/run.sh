@@ -30,6 +30,19 @@ fi
 export PATH="$HOME/.local/bin:$PATH"
 command -v checkov >/dev/null 2>&1 || uv tool install --quiet 'checkov==3.3.30'
 
+# Azurite (Azure Blob emulator) for the storage_provider=azure projects; 3.37+ needs Node 22.
+if ! command -v azurite-blob >/dev/null 2>&1; then
+    if ! command -v npm >/dev/null 2>&1; then
+        sudo_cmd=()
+        [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
+    fi
+    sudo_npm=()
+    [[ $(id -u) -eq 0 ]] || sudo_npm=(sudo)
+    "${sudo_npm[@]}" npm install -g --silent azurite@3.35.0
+fi
+
 # The dev environment on Python 3.12 (pyenv's interpreter when there is one).
 python=$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
 uv sync --frozen --python "${python:-python3.12}"

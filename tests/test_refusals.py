@@ -47,6 +47,7 @@ CASES = [
     Case("python_version", "2.7", "3.12"),
     Case("framework", "flask", "fastapi"),
     Case("cache_backend", "mongodb", "redis"),
+    Case("storage_provider", "dropbox", "s3"),
     *(
         Case("author_email", v, "name@example.com")
         for v in ("not-an-email", "a@b", 'a"b@example.com', "a b@example.com")

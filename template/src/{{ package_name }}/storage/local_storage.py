@@ -1,0 +1,230 @@
+"""A directory as object storage: the development default, and a shared volume in production.
+
+Production accepts it only when STORAGE_LOCAL_SHARED=true declares the directory a volume every
+replica mounts (a ReadWriteMany claim); a directory of one replica's own would hide each upload
+from every other replica.
+
+Layout under the root: objects at their key's path; their content type and metadata in
+``.meta/<key>.json``; uploads in progress in ``.uploads/`` (keys never start with a dot, so
+neither can collide with an object). An upload is streamed to a temporary file and renamed into
+place once complete, so readers never see half an object.
+
+Signed URLs point at this service's own ``/files/signed/<key>`` route and carry an HMAC of the
+method, key and expiry made with SECRET_KEY, which every replica shares.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from anyio import open_file, to_thread
+
+from . import (
+    DEFAULT_CONTENT_TYPE,
+    ObjectInfo,
+    ObjectNotFound,
+    SignedMethod,
+    StorageUnavailable,
+    StoredObject,
+    validate_key,
+    validate_metadata,
+    validate_prefix,
+)
+from .settings import StorageSettings
+
+META_DIR = ".meta"
+UPLOAD_DIR = ".uploads"
+READ_CHUNK_BYTES = 256 * 1024
+SIGNED_ROUTE = "/files/signed/"
+
+
+class LocalStorage:
+    def __init__(self, root: Path, signing_secret: str, public_base_url: str) -> None:
+        self._root = root
+        self._secret = hashlib.sha256(b"storage-url:" + signing_secret.encode()).digest()
+        self._public_base_url = public_base_url.rstrip("/")
+
+    @property
+    def description(self) -> str:
+        return f"local directory {self._root}"
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _path(self, key: str) -> Path:
+        return self._root / validate_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._root / META_DIR / f"{key}.json"
+
+    def _require_root(self, action: str) -> None:
+        if not self._root.is_dir():
+            raise StorageUnavailable(f"{action}: storage directory {self._root} is missing")
+
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        target = self._path(key)
+        checked = validate_metadata(metadata)
+        self._require_root(f"put {key}")
+        uploads = self._root / UPLOAD_DIR
+        temporary = uploads / uuid.uuid4().hex
+        try:
+            uploads.mkdir(exist_ok=True)
+            async with await open_file(temporary, "wb") as file:
+                async for chunk in chunks:
+                    await file.write(chunk)
+            meta = {"content_type": content_type, "metadata": checked}
+            meta_path = self._meta_path(key)
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            meta_path.write_text(json.dumps(meta), encoding="utf-8")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+        except OSError as exc:
+            raise StorageUnavailable(f"put {key}: {exc}") from exc
+        finally:
+            temporary.unlink(missing_ok=True)
+        return await self.head(key)
+
+    async def get(self, key: str) -> StoredObject:
+        info = await self.head(key)
+        try:
+            file = await open_file(self._path(key), "rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(f"get {key}: not found") from None
+        except OSError as exc:
+            raise StorageUnavailable(f"get {key}: {exc}") from exc
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with file:
+                while data := await file.read(READ_CHUNK_BYTES):
+                    yield data
+
+        return StoredObject(info, chunks())
+
+    async def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        self._require_root(f"head {key}")
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"head {key}: not found") from None
+        except OSError as exc:
+            raise StorageUnavailable(f"head {key}: {exc}") from exc
+        if not path.is_file():
+            raise ObjectNotFound(f"head {key}: not found")
+        try:
+            meta = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            content_type=meta.get("content_type", DEFAULT_CONTENT_TYPE),
+            etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+            last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+            metadata=meta.get("metadata", {}),
+        )
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        self._require_root(f"delete {key}")
+        try:
+            path.unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+        except IsADirectoryError:
+            return
+        except OSError as exc:
+            raise StorageUnavailable(f"delete {key}: {exc}") from exc
+
+    async def list(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        prefix = validate_prefix(prefix)
+        self._require_root(f"list {prefix!r}")
+        start = self._root / prefix if prefix else self._root
+
+        def walk() -> list[ObjectInfo]:
+            found: list[ObjectInfo] = []
+            for directory, subdirectories, files in os.walk(start):
+                subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+                for name in files:
+                    path = Path(directory) / name
+                    key = path.relative_to(self._root).as_posix()
+                    if key.startswith("."):
+                        continue
+                    stat = path.stat()
+                    found.append(
+                        ObjectInfo(
+                            key=key,
+                            size=stat.st_size,
+                            content_type=None,
+                            last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+                        )
+                    )
+            return found
+
+        try:
+            found = await to_thread.run_sync(walk)
+        except OSError as exc:
+            raise StorageUnavailable(f"list {prefix!r}: {exc}") from exc
+        return sorted(found, key=lambda info: info.key)[:limit]
+
+    def signature(self, key: str, method: str, expires: int) -> str:
+        message = f"{method}\n{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def verify(self, key: str, method: str, expires: int, signature: str) -> bool:
+        """True for an unexpired signature this service made for this method and key.
+
+        Expiry is wall-clock (Unix time), the one clock every replica agrees on.
+        """
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(self.signature(key, method, expires), signature)
+
+    async def signed_url(
+        self,
+        key: str,
+        method: SignedMethod,
+        expires_in_seconds: int,
+        content_type: str | None = None,
+    ) -> str:
+        validate_key(key)
+        expires = int(time.time()) + expires_in_seconds
+        signature = self.signature(key, method, expires)
+        query = urlencode({"method": method, "expires": expires, "signature": signature})
+        return f"{self._public_base_url}{SIGNED_ROUTE}{quote(key)}?{query}"
+
+    async def check(self) -> None:
+        self._require_root("check")
+        if not os.access(self._root, os.W_OK):
+            raise StorageUnavailable(f"storage directory {self._root} is not writable")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_storage(settings: StorageSettings, signing_secret: str) -> LocalStorage:
+    root = settings.local_path
+    root.mkdir(parents=True, exist_ok=True)
+    public = settings.storage_public_endpoint_url or ""
+    return LocalStorage(root, signing_secret, public)

@@ -1,0 +1,322 @@
+"""FastAPI adapter of the object storage: example routes under /files and the error answers.
+
+- ``PUT /files/objects/{key}``: upload, streamed from the request body to the bucket (never
+  held in memory or on disk); larger than STORAGE_MAX_UPLOAD_BYTES -> 413. ``Content-Type`` is
+  kept; ``X-Meta-<name>`` headers become the object's metadata.
+- ``GET /files/objects/{key}``: download, streamed from the bucket, as an attachment.
+- ``DELETE /files/objects/{key}``, ``GET /files?prefix=&limit=``: delete and list.
+- ``POST /files/signed-urls``: a URL that lets a browser GET or PUT one object directly.
+- ``GET|PUT /files/signed/{key}``: what those URLs point at for the local directory.
+
+Every route but the signed ones needs a logged-in session. Errors: unknown object 404, storage
+unreachable 503 (with Retry-After), credentials refused by the storage 502.
+"""
+
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..observability.logs import get_logger
+from ..storage import (
+    DEFAULT_CONTENT_TYPE,
+    InvalidObjectKey,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStorage,
+    StorageForbidden,
+    StorageSettings,
+    StorageUnavailable,
+)
+from ..storage import KEY_PATTERN as STORAGE_KEY_PATTERN
+from ..storage.local_storage import LocalStorage
+from .cache_routes import require_login
+
+logger = get_logger(__name__)
+
+META_HEADER_PREFIX = "x-meta-"
+MEDIA_TYPE_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+CONTENT_TYPE_PATTERN = rf"^{MEDIA_TYPE_PART}/{MEDIA_TYPE_PART}$"
+ObjectKey = Annotated[str, Path(pattern=STORAGE_KEY_PATTERN, max_length=512)]
+
+
+class UploadTooLarge(Exception):
+    """The request body passed STORAGE_MAX_UPLOAD_BYTES."""
+
+
+def install(app: FastAPI, storage: ObjectStorage, settings: StorageSettings) -> None:
+    app.state.storage = storage
+    app.state.storage_settings = settings
+    app.add_exception_handler(ObjectNotFound, object_not_found)
+    app.add_exception_handler(StorageUnavailable, storage_unavailable)
+    app.add_exception_handler(StorageForbidden, storage_forbidden)
+    app.add_exception_handler(InvalidObjectKey, invalid_object)
+    app.include_router(router)
+    app.include_router(signed_router)
+
+
+async def object_not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "no such object"}, status_code=404)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("storage unavailable", error=str(exc))
+    return JSONResponse(
+        {"detail": "storage unavailable"}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
+async def storage_forbidden(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("storage refused the service's credentials", error=str(exc))
+    return JSONResponse({"detail": "storage refused the service's credentials"}, status_code=502)
+
+
+async def invalid_object(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def get_storage(request: Request) -> ObjectStorage:
+    storage: ObjectStorage = request.app.state.storage
+    return storage
+
+
+def get_storage_settings(request: Request) -> StorageSettings:
+    settings: StorageSettings = request.app.state.storage_settings
+    return settings
+
+
+StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
+StorageSettingsDep = Annotated[StorageSettings, Depends(get_storage_settings)]
+
+router = APIRouter(prefix="/files", tags=["files"], dependencies=[Depends(require_login)])
+signed_router = APIRouter(prefix="/files/signed", tags=["files"])
+
+
+class ObjectOut(BaseModel):
+    key: str
+    size: int
+    content_type: str | None
+    etag: str | None
+    last_modified: datetime | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, info: ObjectInfo) -> "ObjectOut":
+        return cls(
+            key=info.key,
+            size=info.size,
+            content_type=info.content_type,
+            etag=info.etag,
+            last_modified=info.last_modified,
+            metadata=dict(info.metadata),
+        )
+
+
+class ObjectList(BaseModel):
+    items: list[ObjectOut]
+
+
+class SignedUrlRequest(BaseModel):
+    key: str = Field(pattern=STORAGE_KEY_PATTERN, max_length=512)
+    method: Literal["GET", "PUT"] = "GET"
+    # At most STORAGE_SIGNED_URL_SECONDS; unset: exactly that.
+    expires_in_seconds: int | None = Field(default=None, ge=1)
+    content_type: str | None = Field(default=None, pattern=CONTENT_TYPE_PATTERN)
+
+
+class SignedUrl(BaseModel):
+    url: str
+    method: Literal["GET", "PUT"]
+    expires_at: datetime
+
+
+def upload_content_type(request: Request) -> str:
+    content_type = request.headers.get("content-type", DEFAULT_CONTENT_TYPE).strip()
+    media_type = content_type.split(";", 1)[0].strip()
+    if len(content_type) > 255 or not media_type or "/" not in media_type:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "invalid Content-Type")
+    return content_type
+
+
+def upload_metadata(request: Request) -> dict[str, str]:
+    return {
+        name.removeprefix(META_HEADER_PREFIX): value
+        for name, value in request.headers.items()
+        if name.startswith(META_HEADER_PREFIX)
+    }
+
+
+def refuse_declared_size(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes")
+
+
+async def limited(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk, stopping with UploadTooLarge past ``limit`` bytes
+    (a chunked upload declares no size up front)."""
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise UploadTooLarge
+        if chunk:
+            yield chunk
+
+
+async def store_upload(
+    key: str, request: Request, storage: ObjectStorage, settings: StorageSettings
+) -> ObjectInfo:
+    limit = settings.storage_max_upload_bytes
+    refuse_declared_size(request, limit)
+    body = limited(request.stream(), limit)
+    try:
+        return await storage.put(
+            key,
+            body,
+            content_type=upload_content_type(request),
+            metadata=upload_metadata(request),
+        )
+    except UploadTooLarge:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes"
+        ) from None
+    except (StorageUnavailable, StorageForbidden) as exc:
+        # Some clients wrap an exception raised inside the stream they were reading.
+        if isinstance(exc.__cause__, UploadTooLarge) or _raised_too_large(exc):
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes"
+            ) from None
+        raise
+
+
+def _raised_too_large(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UploadTooLarge):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def download_response(info: ObjectInfo, chunks: AsyncIterator[bytes]) -> StreamingResponse:
+    headers = {
+        "Content-Length": str(info.size),
+        # Served as a download, never rendered: an uploaded HTML file cannot run in our origin.
+        "Content-Disposition": "attachment",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if info.etag:
+        headers["ETag"] = info.etag
+    return StreamingResponse(
+        chunks, media_type=info.content_type or DEFAULT_CONTENT_TYPE, headers=headers
+    )
+
+
+@router.put("/objects/{key:path}", status_code=status.HTTP_201_CREATED)
+async def upload(
+    key: ObjectKey,
+    request: Request,
+    storage: StorageDep,
+    settings: StorageSettingsDep,
+    response: Response,
+) -> ObjectOut:
+    info = await store_upload(key, request, storage, settings)
+    response.headers["Location"] = f"/files/objects/{key}"
+    return ObjectOut.of(info)
+
+
+@router.get("/objects/{key:path}")
+async def download(key: ObjectKey, storage: StorageDep) -> StreamingResponse:
+    stored = await storage.get(key)
+    return download_response(stored.info, stored.chunks)
+
+
+@router.delete("/objects/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(key: ObjectKey, storage: StorageDep) -> Response:
+    await storage.delete(key)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("")
+async def list_objects(
+    storage: StorageDep,
+    prefix: Annotated[str, Query(max_length=512)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ObjectList:
+    infos = await storage.list(prefix, limit)
+    return ObjectList(items=[ObjectOut.of(info) for info in infos])
+
+
+@router.post("/signed-urls")
+async def create_signed_url(
+    body: SignedUrlRequest, storage: StorageDep, settings: StorageSettingsDep
+) -> SignedUrl:
+    longest = settings.storage_signed_url_seconds
+    seconds = body.expires_in_seconds or longest
+    if seconds > longest:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"expires_in_seconds must be at most {longest} (STORAGE_SIGNED_URL_SECONDS)",
+        )
+    url = await storage.signed_url(body.key, body.method, seconds, body.content_type)
+    expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+    return SignedUrl(url=url, method=body.method, expires_at=expires_at)
+
+
+def verified_local_storage(
+    key: str, method: str, expires: int, signature: str, storage: ObjectStorage
+) -> LocalStorage:
+    """The local storage, if it signed this URL; otherwise 403 (or 404 for cloud storage,
+    whose signed URLs never point here)."""
+    if not isinstance(storage, LocalStorage):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+    if not storage.verify(key, method, expires, signature):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or expired signature")
+    return storage
+
+
+SignatureQuery = Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")]
+ExpiresQuery = Annotated[int, Query(ge=0)]
+
+
+@signed_router.get("/{key:path}")
+async def signed_download(
+    key: ObjectKey,
+    expires: ExpiresQuery,
+    signature: SignatureQuery,
+    storage: StorageDep,
+    method: Literal["GET"] = "GET",
+) -> StreamingResponse:
+    local = verified_local_storage(key, method, expires, signature, storage)
+    stored = await local.get(key)
+    return download_response(stored.info, stored.chunks)
+
+
+@signed_router.put("/{key:path}", status_code=status.HTTP_201_CREATED)
+async def signed_upload(
+    key: ObjectKey,
+    expires: ExpiresQuery,
+    signature: SignatureQuery,
+    request: Request,
+    storage: StorageDep,
+    settings: StorageSettingsDep,
+    method: Literal["PUT"] = "PUT",
+) -> ObjectOut:
+    local = verified_local_storage(key, method, expires, signature, storage)
+    return ObjectOut.of(await store_upload(key, request, local, settings))

@@ -1,0 +1,94 @@
+"""A throw-away Azurite (Azure Blob emulator) on a free loopback port.
+
+Install: ``npm install -g azurite@3.35.0`` (3.37 needs Node 22); the tests find ``azurite-blob``
+on PATH. ``--skipApiVersionCheck`` lets clients newer than this Azurite talk to it.
+"""
+
+import base64
+import hashlib
+import hmac
+import shutil
+import subprocess
+import time
+import uuid
+from email.utils import formatdate
+from pathlib import Path
+
+import httpx2
+
+from .server import free_port, require_binary
+
+PROVIDER = "azure"
+# Azurite's well-known development account (published in Azure's documentation).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+API_VERSION = "2023-11-03"
+
+
+def shared_key_headers(method: str, path: str, query: dict[str, str]) -> dict[str, str]:
+    """Headers of a request signed with the account key (Azure's SharedKey scheme)."""
+    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": API_VERSION}
+    canonical_headers = "".join(f"{name}:{headers[name]}\n" for name in sorted(headers))
+    # The emulator's account is also the first path segment, so it appears twice.
+    resource = f"/{ACCOUNT}{path}" + "".join(f"\n{name}:{query[name]}" for name in sorted(query))
+    string_to_sign = method + "\n" * 12 + canonical_headers + resource
+    digest = hmac.new(base64.b64decode(ACCOUNT_KEY), string_to_sign.encode(), hashlib.sha256)
+    signature = base64.b64encode(digest.digest()).decode()
+    return headers | {"Authorization": f"SharedKey {ACCOUNT}:{signature}"}
+
+
+class StorageServer:
+    def __init__(self, directory: Path) -> None:
+        self.binary = require_binary(shutil.which("azurite-blob"))
+        self.directory = directory
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--blobHost", "127.0.0.1",
+                "--blobPort", str(self.port),
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--silent",
+            ],
+            cwd=self.directory,  # where Azurite writes its debug and lock files, if any
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(self.endpoint, timeout=1)
+                return
+            except httpx2.TransportError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"test-{uuid.uuid4().hex[:12]}"
+        query = {"restype": "container"}
+        headers = shared_key_headers("PUT", f"/{ACCOUNT}/{name}", query)
+        response = httpx2.put(f"{self.endpoint}/{name}", params=query, headers=headers, timeout=10)
+        response.raise_for_status()
+        return name
+
+    def environment(self, bucket: str) -> dict[str, str]:
+        return {
+            "STORAGE_BUCKET": bucket,
+            "STORAGE_ENDPOINT_URL": self.endpoint,
+            "AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT,
+            "AZURE_STORAGE_ACCOUNT_KEY": ACCOUNT_KEY,
+        }

@@ -1,0 +1,92 @@
+"""A throw-away Google Cloud Storage emulator (gcp-storage-emulator) on a free loopback port."""
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx2
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .server import free_port, require_binary
+
+PROVIDER = "gcs"
+
+
+def service_account_file(directory: Path) -> Path:
+    """A service account key made up for the tests: signed URLs need a private key to sign with
+    (the emulator does not check signatures, and no request ever leaves the machine)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path = directory / "service-account.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "test-project",
+                "private_key_id": "test",
+                "private_key": pem,
+                "client_email": "files@test-project.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    return path
+
+
+class StorageServer:
+    def __init__(self, directory: Path) -> None:
+        executable = Path(sys.executable).parent / "gcp-storage-emulator"
+        self.binary = require_binary(str(executable) if executable.exists() else None)
+        self.directory = directory
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.key_file = service_account_file(directory)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(self.endpoint + "/storage/v1/b?project=test-project", timeout=1)
+                return
+            except httpx2.TransportError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"test-{uuid.uuid4().hex[:12]}"
+        response = httpx2.post(
+            f"{self.endpoint}/storage/v1/b",
+            params={"project": "test-project"},
+            json={"name": name},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return name
+
+    def environment(self, bucket: str) -> dict[str, str]:
+        return {
+            "STORAGE_BUCKET": bucket,
+            "STORAGE_ENDPOINT_URL": self.endpoint,
+            "GOOGLE_APPLICATION_CREDENTIALS": str(self.key_file),
+        }
