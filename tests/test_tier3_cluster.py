@@ -20,24 +20,40 @@ from helpers import interpreter_for, project_environment, require, run_step, uv_
 pytestmark = pytest.mark.tier3
 
 SPACE = answer_space()
-# The default, and one project per store family and database choice not covered by it.
-CLUSTER_COMBINATIONS = {
+# The default, and projects that between them cover every storage provider, both store
+# families and the database.
+CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
-    "memcached-postgresql": {"cache_backend": "memcached", "database": "postgresql"},
+    "gcs": {"storage_provider": "gcs", "cache_backend": "valkey"},
+    "azure": {"storage_provider": "azure"},
+    "local-memcached-postgresql": {
+        "storage_provider": "local",
+        "cache_backend": "memcached",
+        "database": "postgresql",
+    },
 }
-# Broken clusters: (what is broken, replica environment, the test that must fail, its message).
-BROKEN = {
+# Broken clusters: the project, the replicas' environment, the check that must fail, its message.
+BROKEN: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
     # Development profile without STORE_URL: every replica keeps sessions in its own memory.
     "in-memory-sessions": (
+        {},
         {"CLUSTER_ENV": {"APP_ENV": "development", "STORE_URL": None}},
         "test_1_sessions.py",
         "lost the session",
     ),
     # Replica r2 signs sessions with a key of its own.
     "drifted-secret-key": (
+        {},
         {"CLUSTER_REPLICA_ENV": [{}, {"SECRET_KEY": secrets.token_urlsafe(48)}]},
         "test_2_config_drift.py",
         "r2 rejects a session issued by r1",
+    ),
+    # Replica r2 keeps files in a directory of its own, not on the shared volume.
+    "unshared-directory": (
+        {"storage_provider": "local"},
+        {"CLUSTER_REPLICA_ENV": [{}, {"STORAGE_LOCAL_PATH": "{tmp}/r2-private-files"}]},
+        "test_3_files.py",
+        "the uploaded file is not served by",
     ),
 }
 
@@ -81,13 +97,15 @@ def test_cluster_suite_passes(
     assert report["requests_sent"] > 0 and report["replicas_reached"] == report["replicas"] >= 3
 
 
-def test_cluster_suite_catches_broken_clusters(renderer: Any, tmp_path: Path) -> None:
-    """Each broken property makes its own check fail, with a message that says what broke."""
-    project, env = _project(renderer, tmp_path, {})
-    for name, (extra, failing_module, message) in BROKEN.items():
-        _, proc = _cluster_suite(project, env, tmp_path / f"{name}.json", **extra)
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 1, f"{name}: the suite did not fail (exit {proc.returncode})"
-        failed = [line for line in output.splitlines() if line.startswith("FAILED")]
-        assert any(failing_module in line for line in failed), f"{name}: {failed}\n{output[-4000:]}"
-        assert message in output, f"{name}: no '{message}' in the output\n{output[-4000:]}"
+@pytest.mark.parametrize("name", BROKEN)
+def test_cluster_suite_catches_a_broken_cluster(name: str, renderer: Any, tmp_path: Path) -> None:
+    """The broken property makes its own check fail, with a message that says what broke."""
+    overrides, extra, failing_module, message = BROKEN[name]
+    project, env = _project(renderer, tmp_path, overrides)
+    extra = json.loads(json.dumps(extra).replace("{tmp}", str(tmp_path)))
+    _, proc = _cluster_suite(project, env, tmp_path / "report.json", **extra)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, f"{name}: the suite did not fail (exit {proc.returncode})"
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert any(failing_module in line for line in failed), f"{name}: {failed}\n{output[-4000:]}"
+    assert message in output, f"{name}: no '{message}' in the output\n{output[-4000:]}"

@@ -13,6 +13,8 @@ class ClusterReport:
     session_requests: int = 0
     session_misses: int = 0
     replicas_reached: int = 0
+    files_uploaded: int = 0
+    files_missing: int = 0
     ticks: int = 0
     executions: int = 0
     duplicates: int = 0
@@ -27,6 +29,7 @@ class ClusterReport:
             f"replicas {self.replicas}, reached by the balancer {self.replicas_reached}",
             f"requests sent {self.requests_sent}, failed {self.requests_failed}",
             f"session requests {self.session_requests}, session misses {self.session_misses}",
+            f"files uploaded {self.files_uploaded}, missing on a replica {self.files_missing}",
             f"ticks {self.ticks}, executions {self.executions}, duplicates {self.duplicates}",
             f"rolling restarts {self.restarts}, restart errors {self.restart_errors} "
             f"(load {self.load_rate_per_second:.0f} req/s)",
