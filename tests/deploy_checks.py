@@ -93,6 +93,58 @@ REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "non-string-setting": ({"config": {"PORT": 8000}}, "PORT"),
 }
 
+# Storage value sets, by the kind of chart (storage_provider=local has `sharedStorage`; the
+# object storage providers have `networkPolicy.storageEgress`). Each must render and keep the
+# invariants, or be refused naming the value.
+_RESTRICTED_EGRESS = {"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}}
+STORAGE_VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
+    "local": {
+        "shared-existing-claim": {
+            "sharedStorage": {"existingClaim": "team-files", "keep": False},
+            "config": {"STORAGE_LOCAL_PATH": "/var/lib/files"},
+            **_RESTRICTED_EGRESS,
+        },
+        "local-development": {
+            "config": {"APP_ENV": "development", "STORAGE_LOCAL_SHARED": "false"},
+            "sharedStorage": {"enabled": False},
+        },
+    },
+    "object": {
+        "storage-tuned-restricted": {
+            "config": {
+                "STORAGE_PUBLIC_ENDPOINT_URL": "https://files.example.com",
+                "STORAGE_PART_SIZE_BYTES": "16777216",
+            },
+            **_RESTRICTED_EGRESS,
+        },
+    },
+}
+STORAGE_REFUSED_VALUE_SETS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
+    "local": {
+        "unshared-production": ({"sharedStorage": {"enabled": False}}, "sharedStorage"),
+        "no-shared-volume-values": ({"sharedStorage": None}, "sharedStorage"),
+        "undeclared-shared-directory": (
+            {"config": {"STORAGE_LOCAL_SHARED": "false"}},
+            "STORAGE_LOCAL_SHARED",
+        ),
+        "declared-but-not-mounted": (
+            {"config": {"APP_ENV": "development"}, "sharedStorage": {"enabled": False}},
+            "sharedStorage is disabled",
+        ),
+        "relative-storage-path": ({"config": {"STORAGE_LOCAL_PATH": "files"}}, "STORAGE_LOCAL_PATH"),
+    },
+    "object": {
+        "no-bucket-in-production": ({"config": {"STORAGE_BUCKET": None}}, "STORAGE_BUCKET"),
+        "invalid-bucket-name": ({"config": {"STORAGE_BUCKET": "My_Bucket"}}, "STORAGE_BUCKET"),
+        "local-volume-on-object-storage": ({"sharedStorage": {"enabled": True}}, "sharedStorage"),
+    },
+}
+
+
+def storage_kind(default_values: Mapping[str, Any]) -> str:
+    """"local" for a chart with the shared files volume, else "object" (a bucket)."""
+    return "local" if "sharedStorage" in default_values else "object"
+
 
 def sha_of(paths: Iterable[Path], root: Path) -> str:
     digest = hashlib.sha256()
@@ -290,6 +342,8 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             }
             problems += [f"{where}: {name} not set" for name, ok in expected.items() if not ok]
 
+    problems += storage_invariants(docs, by_kind, config)
+
     # Migrations: only in the hook Job, never in the serving pods.
     if "migrate" in web.get("args", []) + web.get("command", []):
         problems.append("the Deployment runs migrate at start")
@@ -299,6 +353,65 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems.append(f"Job {job['metadata']['name']} is not a pre-install,pre-upgrade hook")
         if job["spec"]["template"]["spec"]["containers"][0].get("args") != ["migrate"]:
             problems.append(f"Job {job['metadata']['name']} does not run migrate")
+    return problems
+
+
+def storage_invariants(
+    docs: list[dict[str, Any]], by_kind: Mapping[str, list[dict[str, Any]]], config: Mapping[str, Any]
+) -> list[str]:
+    """Files every replica sees: a declared shared directory is a ReadWriteMany volume mounted
+    by every workload (hooks run before the claim exists); object storage stays reachable over
+    HTTPS when egress is restricted."""
+    problems: list[str] = []
+    production = config.get("APP_ENV") == "production"
+    local = "STORAGE_LOCAL_PATH" in config and "STORAGE_BUCKET" not in config
+    declared = str(config.get("STORAGE_LOCAL_SHARED", "false")).lower() == "true"
+    if local and production and not declared:
+        problems.append("production stores files in a local directory not declared shared")
+    if declared:
+        path = config.get("STORAGE_LOCAL_PATH")
+        claims = {pvc["metadata"]["name"]: pvc for pvc in by_kind.get("PersistentVolumeClaim", [])}
+        for claim in claims.values():
+            if claim["spec"].get("accessModes") != ["ReadWriteMany"]:
+                problems.append(
+                    f"claim {claim['metadata']['name']} is not ReadWriteMany: "
+                    f"{claim['spec'].get('accessModes')}"
+                )
+        for doc in docs:
+            spec = _pod_spec(doc)
+            if spec is None or doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
+                continue
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for container in spec["containers"]:
+                mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == path]
+                claim = (
+                    volumes.get(mounts[0]["name"], {}).get("persistentVolumeClaim", {})
+                    if mounts
+                    else {}
+                )
+                if not claim:
+                    problems.append(
+                        f"{where}: STORAGE_LOCAL_PATH {path} is not a mounted volume claim"
+                    )
+                elif mounts[0].get("readOnly"):
+                    problems.append(f"{where}: the shared files volume is mounted read-only")
+    if "STORAGE_BUCKET" in config:
+        for policy in by_kind.get("NetworkPolicy", []):
+            if "Egress" not in policy["spec"].get("policyTypes", []):
+                continue
+            https = any(
+                any(
+                    str(port.get("port")) == "443" and port.get("protocol", "TCP") == "TCP"
+                    for port in rule.get("ports", [])
+                )
+                for rule in policy["spec"].get("egress", [])
+            )
+            if not https:
+                problems.append(
+                    f"NetworkPolicy/{policy['metadata']['name']} restricts egress without "
+                    "HTTPS (TCP 443) to the object storage"
+                )
     return problems
 
 
@@ -325,7 +438,10 @@ def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
     chart = Path(chart_dir)
     problems: list[str] = []
     default_docs: list[dict[str, Any]] = []
-    for label, values in VALUE_SETS.items():
+    kind = storage_kind(yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8")))
+    value_sets = {**VALUE_SETS, **STORAGE_VALUE_SETS[kind]}
+    refused_value_sets = {**REFUSED_VALUE_SETS, **STORAGE_REFUSED_VALUE_SETS[kind]}
+    for label, values in value_sets.items():
         try:
             docs = render_chart(chart, values)
         except Exception as error:
@@ -337,7 +453,7 @@ def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
             for version in KUBERNETES_VERSIONS:
                 problems += [f"values {label}: {p}" for p in validate_manifest(doc, version)]
         problems += [f"values {label}: {p}" for p in manifest_invariants(docs, set(routes))]
-    for label, (values, expected) in REFUSED_VALUE_SETS.items():
+    for label, (values, expected) in refused_value_sets.items():
         try:
             render_chart(chart, values)
         except Exception as error:

@@ -99,15 +99,25 @@ when it does not.
 {{- toYaml $data }}
 {{- end }}
 
+{{/* The shared files volume (sharedStorage, storage_provider=local): its claim, when enabled. */}}
+{{- define "app.sharedStorageClaim" -}}
+{{- $shared := .Values.sharedStorage | default dict }}
+{{- if $shared.enabled }}
+{{- $shared.existingClaim | default (printf "%s-files" (include "app.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+{{- end }}
+
 {{/*
 Pod spec of every workload. Call with a dict:
   root: the top context; component: label value; args: arguments of `python -m <package>`;
   configMap: ConfigMap name; serviceAccountName; serving: true for the HTTP server (ports,
-  probes, preStop, grace period); restartPolicy: for Jobs.
+  probes, preStop, grace period); restartPolicy: for Jobs; hook: true for Helm hooks, which
+  run before the release's own objects (the shared files claim) exist.
 */}}
 {{- define "app.podSpec" -}}
 {{- $root := .root }}
-{{- $values := $root.Values -}}
+{{- $values := $root.Values }}
+{{- $sharedClaim := ternary "" (include "app.sharedStorageClaim" $root) (.hook | default false) -}}
 serviceAccountName: {{ .serviceAccountName }}
 automountServiceAccountToken: {{ $values.serviceAccount.automountToken }}
 {{- with $values.imagePullSecrets }}
@@ -168,6 +178,10 @@ containers:
         mountPath: {{ include "app.secretsDir" $root }}
         readOnly: true
       {{- end }}
+      {{- if $sharedClaim }}
+      - name: shared-files
+        mountPath: {{ $values.config.STORAGE_LOCAL_PATH }}
+      {{- end }}
       {{- with $values.extraVolumeMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -180,6 +194,11 @@ volumes:
     secret:
       secretName: {{ $values.existingSecret }}
       defaultMode: 0440
+  {{- end }}
+  {{- if $sharedClaim }}
+  - name: shared-files
+    persistentVolumeClaim:
+      claimName: {{ $sharedClaim }}
   {{- end }}
   {{- with $values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
