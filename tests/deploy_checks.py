@@ -131,7 +131,10 @@ STORAGE_REFUSED_VALUE_SETS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
             {"config": {"APP_ENV": "development"}, "sharedStorage": {"enabled": False}},
             "sharedStorage is disabled",
         ),
-        "relative-storage-path": ({"config": {"STORAGE_LOCAL_PATH": "files"}}, "STORAGE_LOCAL_PATH"),
+        "relative-storage-path": (
+            {"config": {"STORAGE_LOCAL_PATH": "files"}},
+            "STORAGE_LOCAL_PATH",
+        ),
     },
     "object": {
         "no-bucket-in-production": ({"config": {"STORAGE_BUCKET": None}}, "STORAGE_BUCKET"),
@@ -142,7 +145,7 @@ STORAGE_REFUSED_VALUE_SETS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
 
 
 def storage_kind(default_values: Mapping[str, Any]) -> str:
-    """"local" for a chart with the shared files volume, else "object" (a bucket)."""
+    """ "local" for a chart with the shared files volume, else "object" (a bucket)."""
     return "local" if "sharedStorage" in default_values else "object"
 
 
@@ -357,7 +360,9 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
 
 
 def storage_invariants(
-    docs: list[dict[str, Any]], by_kind: Mapping[str, list[dict[str, Any]]], config: Mapping[str, Any]
+    docs: list[dict[str, Any]],
+    by_kind: Mapping[str, list[dict[str, Any]]],
+    config: Mapping[str, Any],
 ) -> list[str]:
     """Files every replica sees: a declared shared directory is a ReadWriteMany volume mounted
     by every workload (hooks run before the claim exists); object storage stays reachable over
@@ -510,6 +515,52 @@ def _seconds(value: str | int | float) -> float:
     return total
 
 
+def _waits_for(
+    services: Mapping[str, Any], name: str, target: str, seen: frozenset = frozenset()
+) -> bool:
+    """Whether service `name` starts only after `target` is healthy (directly, or through a
+    one-shot that waited for it and completed)."""
+    for dependency, spec in services.get(name, {}).get("depends_on", {}).items():
+        condition = spec.get("condition") if isinstance(spec, Mapping) else None
+        if dependency == target and condition == "service_healthy":
+            return True
+        if (
+            condition == "service_completed_successfully"
+            and dependency not in seen
+            and _waits_for(services, dependency, target, seen | {name})
+        ):
+            return True
+    return False
+
+
+def compose_storage_problems(compose: Mapping[str, Any], app: Mapping[str, Any]) -> list[str]:
+    """Files every replica sees: a shared directory is one named volume mounted by every
+    replica; an object storage endpoint is a service of the file, healthy before the replicas."""
+    problems: list[str] = []
+    services = compose.get("services", {})
+    env = app.get("environment", {})
+    if str(env.get("STORAGE_LOCAL_SHARED", "false")).lower() == "true":
+        path = env.get("STORAGE_LOCAL_PATH")
+        named = set(compose.get("volumes") or {})
+        mounts = [str(v) for v in app.get("volumes", [])]
+        if not any(m.split(":")[0] in named and m.split(":")[1] == path for m in mounts):
+            problems.append(f"STORAGE_LOCAL_PATH {path} is not a named volume mounted by app")
+        if any(m.endswith(":ro") for m in mounts if m.split(":")[1:2] == [path]):
+            problems.append("the shared files volume is mounted read-only")
+    elif "STORAGE_LOCAL_PATH" in env and "STORAGE_BUCKET" not in env:
+        problems.append(
+            "app stores files in a directory not declared shared (STORAGE_LOCAL_SHARED)"
+        )
+    endpoint = re.match(r"https?://([^:/]+)", str(env.get("STORAGE_ENDPOINT_URL", "")))
+    if endpoint and endpoint.group(1) not in {"127.0.0.1", "localhost"}:
+        host = endpoint.group(1)
+        if host not in services:
+            problems.append(f"STORAGE_ENDPOINT_URL names {host}, which is not a service")
+        elif not _waits_for(services, "app", host):
+            problems.append(f"app does not wait for a healthy storage service {host}")
+    return problems
+
+
 def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     compose = yaml.safe_load(Path(compose_path).read_text(encoding="utf-8"))
     problems = schema_problems(compose, "compose-spec")
@@ -536,6 +587,7 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
             problems.append("app does not wait for migrate to complete successfully")
         if "migrate" in app.get("command", []):
             problems.append("app migrates at start")
+    problems += compose_storage_problems(compose, app)
     shutdown = float(env.get("SHUTDOWN_DRAIN_SECONDS", 5)) + float(
         env.get("SHUTDOWN_GRACE_SECONDS", 20)
     )
@@ -842,6 +894,12 @@ try:
         database = None
     if database is not None:
         database.DatabaseSettings.load(settings)
+    try:
+        storage = importlib.import_module(f"{package}.storage.settings")
+    except ModuleNotFoundError:
+        storage = None
+    if storage is not None:
+        storage.StorageSettings.load(settings)
 except config.ConfigError as error:
     sys.exit(f"{spec['label']}: {error}")
 print(f"{spec['label']}: settings accepted (APP_ENV={settings.app_env})")

@@ -333,3 +333,185 @@ def test_the_templates_own_workflow_keeps_the_same_rules() -> None:
     """actionlint, the workflow schema, SHA-pinned actions, least privilege, timeouts."""
     workflow = Path(__file__).resolve().parent.parent / ".github/workflows/ci.yml"
     assert check_workflow(str(workflow)) == []
+
+
+# --- storage: every provider's chart and Compose file, and the defects the checks must catch ----
+
+STORAGE_PROVIDERS = ("s3", "gcs", "azure", "local")
+
+
+@pytest.fixture(scope="module")
+def storage_projects(renderer, tmp_path_factory) -> dict[str, Path]:
+    return {
+        provider: _render(
+            renderer, tmp_path_factory, f"deploy-{provider}", storage_provider=provider
+        )
+        for provider in STORAGE_PROVIDERS
+    }
+
+
+def test_every_storage_provider_passes_the_deployment_checks(
+    storage_projects: dict[str, Path],
+) -> None:
+    report = run_deploy_checks(storage_projects.values())
+    assert report.problems == {tree.name: [] for tree in storage_projects.values()}
+    for provider, tree in storage_projects.items():
+        values = yaml.safe_load(next(tree.glob("deploy/helm/*/values.yaml")).read_text())
+        compose = yaml.safe_load((tree / "compose.yaml").read_text())
+        env = compose["services"]["app"]["environment"]
+        if provider == "local":
+            assert values["sharedStorage"]["enabled"] is True
+            assert values["config"]["STORAGE_LOCAL_SHARED"] == env["STORAGE_LOCAL_SHARED"] == "true"
+            assert "storage-data:/srv/storage" in compose["services"]["app"]["volumes"]
+        else:
+            assert values["config"]["STORAGE_BUCKET"] == env["STORAGE_BUCKET"]
+            assert values["networkPolicy"]["storageEgress"][0]["ports"][0]["port"] == 443
+            emulator = {"s3": "minio", "gcs": "gcs", "azure": "azurite"}[provider]
+            assert f"//{emulator}:" in env["STORAGE_ENDPOINT_URL"]
+            image = compose["services"][emulator]["image"]
+            assert ":" in image and not image.endswith(":latest"), image
+
+
+def _manifests_of(tree: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return render_chart(next(tree.glob("deploy/helm/*")), values or {})
+
+
+def test_local_storage_renders_a_shared_claim_mounted_by_every_replica(
+    storage_projects: dict[str, Path],
+) -> None:
+    docs = _manifests_of(storage_projects["local"])
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if "persistentVolumeClaim" in v)
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    assert mount["mountPath"] == "/srv/storage"
+    existing = _manifests_of(storage_projects["local"], {"sharedStorage": {"existingClaim": "nfs"}})
+    assert not any(d["kind"] == "PersistentVolumeClaim" for d in existing)
+
+
+def _drop_shared_mount(docs: list[dict[str, Any]]) -> None:
+    container = web_container(docs)
+    container["volumeMounts"] = [
+        m for m in container["volumeMounts"] if m["name"] != "shared-files"
+    ]
+
+
+STORAGE_MANIFEST_DEFECTS = {
+    "local": {
+        "claim-not-mounted": (_drop_shared_mount, "is not a mounted volume claim"),
+        "claim-read-write-once": (
+            _set(["spec", "accessModes"], ["ReadWriteOnce"], kind="PersistentVolumeClaim"),
+            "is not ReadWriteMany",
+        ),
+        "undeclared-in-production": (
+            lambda docs: next(d for d in docs if d["kind"] == "ConfigMap")["data"].update(
+                {"STORAGE_LOCAL_SHARED": "false"}
+            ),
+            "not declared shared",
+        ),
+    },
+    "s3": {
+        "egress-without-https": (
+            lambda docs: next(d for d in docs if d["kind"] == "NetworkPolicy")["spec"].update(
+                {"policyTypes": ["Ingress", "Egress"], "egress": [{"ports": [{"port": 53}]}]}
+            ),
+            "restricts egress without HTTPS",
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "defect"),
+    [(p, d) for p, defects in STORAGE_MANIFEST_DEFECTS.items() for d in defects],
+    ids=lambda v: str(v),
+)
+def test_each_storage_manifest_defect_is_reported(
+    storage_projects: dict[str, Path], provider: str, defect: str
+) -> None:
+    tree = storage_projects[provider]
+    docs = _manifests_of(tree)
+    routes = route_paths(Artifacts.find(tree).probes)
+    assert manifest_invariants(docs, routes) == []
+    edit, expected = STORAGE_MANIFEST_DEFECTS[provider][defect]
+    problems = manifest_invariants(edit_manifests(edit)(docs), routes)
+    assert any(expected in p for p in problems), problems
+
+
+def test_restricted_egress_keeps_https_to_object_storage(storage_projects) -> None:
+    restricted = {"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}}
+    for provider in ("s3", "gcs", "azure"):
+        docs = _manifests_of(storage_projects[provider], restricted)
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy")
+        ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])]
+        assert {53, 443} <= set(ports), (provider, policy["spec"]["egress"])
+
+
+def test_local_chart_refuses_unshared_production_even_without_the_schema(
+    storage_projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two guards: the values schema, and the template's own `fail` (which also holds under
+    `helm template --skip-schema-validation`). Without both, check_chart reports it."""
+    tree = storage_projects["local"]
+    chart = tmp_path / "chart"
+    shutil.copytree(next(tree.glob("deploy/helm/*")), chart)
+    (chart / "values.schema.json").unlink()
+    with pytest.raises(Exception, match=r"sharedStorage\.enabled must be true"):
+        render_chart(chart, {"sharedStorage": {"enabled": False}})
+    template = chart / "templates/shared-storage.yaml"
+    template.write_text(
+        template.read_text().replace("{{- fail ", "{{- /* fail */}}{{- $_ := list ")
+    )
+    problems = check_chart(str(chart), sorted(route_paths(Artifacts.find(tree).probes)))["problems"]
+    assert any(
+        "values unshared-production render, but the chart must refuse" in p for p in problems
+    )
+
+
+STORAGE_COMPOSE_DEFECTS = {
+    "local": {
+        "no-shared-volume": (
+            lambda c: c["services"]["app"].pop("volumes"),
+            "is not a named volume mounted by app",
+        ),
+        "not-declared": (
+            lambda c: c["services"]["app"]["environment"].update({"STORAGE_LOCAL_SHARED": "false"}),
+            "not declared shared",
+        ),
+    },
+    "s3": {
+        "no-bucket-wait": (
+            lambda c: c["services"]["app"]["depends_on"].pop("storage-init"),
+            "does not wait for a healthy storage service minio",
+        ),
+        "unknown-endpoint": (
+            lambda c: c["services"]["app"]["environment"].update(
+                {"STORAGE_ENDPOINT_URL": "http://s3mock:9090"}
+            ),
+            "names s3mock, which is not a service",
+        ),
+    },
+    "azure": {
+        "emulator-without-healthcheck": (
+            lambda c: c["services"]["azurite"].pop("healthcheck"),
+            "service azurite has no healthcheck",
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "defect"),
+    [(p, d) for p, defects in STORAGE_COMPOSE_DEFECTS.items() for d in defects],
+    ids=lambda v: str(v),
+)
+def test_each_storage_compose_defect_is_reported(
+    storage_projects: dict[str, Path], tmp_path: Path, provider: str, defect: str
+) -> None:
+    found = Artifacts.find(storage_projects[provider])
+    assert found.compose
+    edit, expected = STORAGE_COMPOSE_DEFECTS[provider][defect]
+    problems = check_compose(_edited_yaml(found.compose, tmp_path, edit), str(found.haproxy))
+    assert any(expected in p for p in problems), problems
