@@ -144,6 +144,15 @@ STORAGE_REFUSED_VALUE_SETS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
 }
 
 
+# Test servers that are not Python packages, by the support module that starts them, and what
+# the rendered pipeline must install for it.
+PIPELINE_TEST_SERVERS = {
+    "azure_storage_server.py": "azurite@3.35.0",
+    "redis_server.py": "redis-server",
+    "memcached_server.py": "memcached",
+}
+
+
 def storage_kind(default_values: Mapping[str, Any]) -> str:
     """ "local" for a chart with the shared files volume, else "object" (a bucket)."""
     return "local" if "sharedStorage" in default_values else "object"
@@ -788,6 +797,13 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
                 own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
         if not a.workflows:
             own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
+        # Servers the rendered tests start that are no Python dev dependency: the pipeline's
+        # test job installs them.
+        for support, needle in PIPELINE_TEST_SERVERS.items():
+            if (a.tree / "tests/support" / support).is_file() and not any(
+                needle in w.read_text(encoding="utf-8") for w in a.workflows
+            ):
+                own.append(f"the CI pipeline does not install {needle} for tests/support/{support}")
         for workflow in a.workflows:
             key = sha_of([workflow], a.tree)
             workflows.setdefault(key, str(workflow))
@@ -853,7 +869,12 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
         "ci pipeline": {"combinations": combos, "distinct": len(workflows)},
         "checkov": {"combinations": combos, "distinct": len(staged), **checkov_totals},
         "kubernetes": f"{OLDEST_KUBERNETES} .. {NEWEST_KUBERNETES}",
-        "chart value sets": len(VALUE_SETS),
+        "chart value sets": {
+            "common": len(VALUE_SETS),
+            **{f"storage {kind}": len(sets) for kind, sets in STORAGE_VALUE_SETS.items()},
+            "refused": len(REFUSED_VALUE_SETS),
+            **{f"refused storage {k}": len(s) for k, s in STORAGE_REFUSED_VALUE_SETS.items()},
+        },
         "manifests per default render": sorted({r["documents"] for r in chart_results.values()}),
     }
     return DeployReport(problems, stats)

@@ -515,3 +515,15 @@ def test_each_storage_compose_defect_is_reported(
     edit, expected = STORAGE_COMPOSE_DEFECTS[provider][defect]
     problems = check_compose(_edited_yaml(found.compose, tmp_path, edit), str(found.haproxy))
     assert any(expected in p for p in problems), problems
+
+
+def test_pipeline_without_azurite_is_reported(storage_projects: dict[str, Path], tmp_path) -> None:
+    """The Azure storage tests start Azurite, a Node package: the test job must install it."""
+    tree = tmp_path / "tree"
+    shutil.copytree(storage_projects["azure"], tree)
+    workflow = tree / ".github/workflows/ci.yml"
+    text = workflow.read_text()
+    assert "npm install -g azurite@3.35.0" in text
+    workflow.write_text(text.replace("npm install -g azurite@3.35.0", "npm --version"))
+    problems = run_deploy_checks([tree]).problems["tree"]
+    assert any("does not install azurite@3.35.0" in p for p in problems), problems
