@@ -44,7 +44,8 @@ class CelerySettings(EnvironmentSettings):
     @classmethod
     def load(cls, settings: Settings, jobs: JobsSettings) -> Self:
         celery = cls.from_environment()
-        if celery.celery_beat_max_loop_interval_seconds * 2 > celery.celery_beat_lock_timeout_seconds:
+        loop = celery.celery_beat_max_loop_interval_seconds
+        if loop * 2 > celery.celery_beat_lock_timeout_seconds:
             raise ConfigError(
                 [
                     "CELERY_BEAT_MAX_LOOP_INTERVAL_SECONDS must be at most half of "
@@ -99,7 +100,6 @@ def create_celery(settings: Settings, jobs: JobsSettings, celery: CelerySettings
         },
     )
 
-    @app.task(name=RUN_JOB_TASK, bind=True)  # type: ignore[untyped-decorator,misc]
     def run_job(task: Task, name: str, scheduled_for: str | None = None) -> str:
         job = REGISTRY.get(name)
         if job is None:
@@ -117,10 +117,10 @@ def create_celery(settings: Settings, jobs: JobsSettings, celery: CelerySettings
 
         return asyncio.run(run_once())
 
+    app.task(name=RUN_JOB_TASK, bind=True)(run_job)
     return app
 
 
-@before_task_publish.connect
 def stamp_tick(sender: str | None = None, body: Any = None, **_: object) -> None:
     """Name the tick at publish time (in the beat), so a late worker names the same tick."""
     if sender != RUN_JOB_TASK or not isinstance(body, tuple) or len(body) < 2:
@@ -134,6 +134,9 @@ def stamp_tick(sender: str | None = None, body: Any = None, **_: object) -> None
     jobs = JobsSettings.from_environment()
     interval = jobs.jobs_intervals.get(job.name, job.interval_seconds)
     kwargs["scheduled_for"] = tick_for(datetime.now(UTC), interval).isoformat()
+
+
+before_task_publish.connect(stamp_tick, weak=False)
 
 
 def celery_from_environment() -> Celery:
