@@ -15,7 +15,7 @@ from ..locks import LockUnavailable
 from ..locks.postgres_lock import ensure_schema, plain_url
 from .ledger import JobLedger, Rollup, RunRecord
 
-LEDGER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+LEDGER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 SAVE_RUN = """
 INSERT INTO job_runs (idempotency_key, job, record, saved_at) VALUES ($1, $2, $3::jsonb, now())
@@ -98,7 +98,9 @@ class PostgresLedger:
             "UPDATE job_event_counters SET pending = pending + $1 WHERE name = 'events'", count
         )
 
-    async def rollup_events(self, job: str, idempotency_key: str, fencing_token: int) -> Rollup | None:
+    async def rollup_events(
+        self, job: str, idempotency_key: str, fencing_token: int
+    ) -> Rollup | None:
         try:
             pool = await self._get_pool()
             async with pool.acquire() as connection:
@@ -137,7 +139,9 @@ class PostgresLedger:
                 )
         except LEDGER_ERRORS as exc:
             raise LockUnavailable(f"postgresql rollups failed: {exc}") from exc
-        return [Rollup(r["idempotency_key"], int(r["events"]), int(r["fencing_token"])) for r in rows]
+        return [
+            Rollup(r["idempotency_key"], int(r["events"]), int(r["fencing_token"])) for r in rows
+        ]
 
     async def total_events(self) -> int:
         total = await self._fetchval("SELECT total FROM job_event_counters WHERE name = 'events'")

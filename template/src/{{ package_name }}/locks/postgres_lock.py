@@ -19,7 +19,6 @@ it writes in Redis, not to the application's models: they are created on first u
 race, and the Alembic migrations of the application stay untouched by the scheduler choice.
 """
 
-import asyncio
 import hashlib
 import secrets
 
@@ -103,7 +102,7 @@ class PostgresLockBackend:
                 command_timeout=self._timeout,
                 server_settings={"application_name": "job-lock", **SERVER_KEEPALIVES},
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise LockUnavailable(f"postgresql lock connect failed: {exc}") from exc
         return connection
 
@@ -118,7 +117,7 @@ class PostgresLockBackend:
                 await connection.close()
                 return None
             token = await connection.fetchval("SELECT nextval('job_fencing_tokens')")
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             connection.terminate()
             raise LockUnavailable(f"postgresql lock acquire failed: {exc}") from exc
         owner = secrets.token_hex(16)
@@ -133,7 +132,7 @@ class PostgresLockBackend:
             held = await connection.fetchval(HELD, advisory_key(lease.name))
         except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError):
             return False  # the session ended: its advisory locks are gone with it
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise LockUnavailable(f"postgresql lock renew failed: {exc}") from exc
         return bool(held)
 
@@ -146,7 +145,7 @@ class PostgresLockBackend:
                 "SELECT pg_advisory_unlock($1)", advisory_key(lease.name)
             )
             await connection.close()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (OSError, asyncpg.PostgresError, TimeoutError):
             connection.terminate()  # closing the session frees whatever it held
             return False
         return bool(released)
