@@ -1,8 +1,12 @@
 """Lock backend helpers for the tests when locks are PostgreSQL advisory locks."""
 
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
-from .postgres_server import query
+from .postgres_server import PostgresServer, query
 
 # The lease is the holder's session: it ends with the session, never by a timer.
 UNRENEWED_LOCK_EXPIRES = False
@@ -22,3 +26,16 @@ def break_lock(lock_url: str, namespace: str, job: str) -> None:
         "WHERE application_name = 'job-lock' AND datname = current_database()",
     )
     assert rows, "no lock to break"
+
+
+def start_lock_server(directory: Path) -> tuple[str, Callable[[], None]]:
+    """A throw-away PostgreSQL (or TEST_DATABASE_URL's) with a fresh database: URL and stop."""
+    server = PostgresServer.from_environment()
+    server.start()
+    url = asyncio.run(server.create_database())
+
+    def stop() -> None:
+        asyncio.run(server.drop_database(url))
+        server.remove()
+
+    return url, stop

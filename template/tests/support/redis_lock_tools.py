@@ -1,7 +1,12 @@
 """Lock backend helpers for the tests when locks live in Redis/Valkey (the shared store)."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import redis
+
+from .redis_server import StoreServer
 
 # Without renewal the server drops the key after the TTL (PX).
 UNRENEWED_LOCK_EXPIRES = True
@@ -19,3 +24,10 @@ def break_lock(lock_url: str, namespace: str, job: str) -> None:
         assert client.delete(f"{namespace}:jobs:{job}:lock") == 1, "no lock to break"
     finally:
         client.close()
+
+
+def start_lock_server(directory: Path) -> tuple[str, Callable[[], None]]:
+    """A throw-away redis-server for the benchmark: its URL and how to stop it."""
+    server = StoreServer(directory)
+    server.start()
+    return server.url, server.stop
