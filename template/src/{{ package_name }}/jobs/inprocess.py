@@ -29,6 +29,7 @@ class InProcessScheduler:
         self.runtime = runtime
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -51,7 +52,7 @@ class InProcessScheduler:
         )
 
     async def _fire(self, name: str) -> None:
-        if self.runtime.runner.should_stop():
+        if self._stopping or self.runtime.runner.should_stop():
             return
         job: Job = REGISTRY[name]
         scheduled_for = tick_for(datetime.now(UTC), self.runtime.interval(job))
@@ -66,8 +67,12 @@ class InProcessScheduler:
 
     async def stop(self, wait_seconds: float) -> None:
         """Stop firing; wait up to ``wait_seconds`` for running jobs to reach a checkpoint."""
+        self._stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        # A tick APScheduler submitted just now is a task that has not started yet: let it
+        # start (it returns at once, seeing _stopping) rather than be cancelled at loop exit.
+        await asyncio.sleep(0)
         running = list(self._running)
         if running:
             logger.info("waiting for running jobs to stop", jobs=len(running))

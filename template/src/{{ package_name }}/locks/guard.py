@@ -28,6 +28,7 @@ class HeldLock:
         self.renewals = 0
         self._lost_reason: str | None = None
         self._last_renewed = time.monotonic()
+        self._done = asyncio.Event()
 
     @property
     def fencing_token(self) -> int:
@@ -57,9 +58,17 @@ class HeldLock:
                 reason=reason,
             )
 
+    def stop_renewing(self) -> None:
+        self._done.set()
+
     async def keep_renewed(self) -> None:
         while self._lost_reason is None:
-            await asyncio.sleep(self.renew_interval)
+            # Wake up to renew, or to stop: never cancelled mid-command, which would leave the
+            # backend's connection in an unknown state just before the release.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), timeout=self.renew_interval)
+            if self._done.is_set():
+                return
             if self._expired():
                 self._mark_lost("no successful renewal within the TTL")
                 return
@@ -92,9 +101,12 @@ async def hold(
     try:
         yield held
     finally:
-        renewer.cancel()
-        with suppress(asyncio.CancelledError):
+        held.stop_renewing()
+        try:
             await renewer
+        except asyncio.CancelledError:
+            renewer.cancel()  # we are being cancelled ourselves: stop the renewer too
+            raise
         try:
             released = await backend.release(lease)
         except LockUnavailable as exc:

@@ -76,6 +76,10 @@ async def ensure_schema(connection: asyncpg.Connection) -> None:
         await connection.execute(JOBS_SCHEMA)
 
 
+# What a lost or broken connection raises: socket errors, server errors, client-side errors.
+LOCK_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 def advisory_key(name: str) -> int:
     """A signed 64-bit key for ``name`` (advisory locks are scoped to one database)."""
     digest = hashlib.sha256(f"job-lock:{name}".encode()).digest()
@@ -102,7 +106,7 @@ class PostgresLockBackend:
                 command_timeout=self._timeout,
                 server_settings={"application_name": "job-lock", **SERVER_KEEPALIVES},
             )
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except LOCK_ERRORS as exc:
             raise LockUnavailable(f"postgresql lock connect failed: {exc}") from exc
         return connection
 
@@ -117,7 +121,7 @@ class PostgresLockBackend:
                 await connection.close()
                 return None
             token = await connection.fetchval("SELECT nextval('job_fencing_tokens')")
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except LOCK_ERRORS as exc:
             connection.terminate()
             raise LockUnavailable(f"postgresql lock acquire failed: {exc}") from exc
         owner = secrets.token_hex(16)
@@ -132,7 +136,7 @@ class PostgresLockBackend:
             held = await connection.fetchval(HELD, advisory_key(lease.name))
         except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError):
             return False  # the session ended: its advisory locks are gone with it
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except LOCK_ERRORS as exc:
             raise LockUnavailable(f"postgresql lock renew failed: {exc}") from exc
         return bool(held)
 
@@ -145,7 +149,7 @@ class PostgresLockBackend:
                 "SELECT pg_advisory_unlock($1)", advisory_key(lease.name)
             )
             await connection.close()
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except LOCK_ERRORS:
             connection.terminate()  # closing the session frees whatever it held
             return False
         return bool(released)
