@@ -23,7 +23,7 @@ from .. import SERVICE_NAME
 from ..config import ConfigError, EnvironmentSettings, Settings, load_settings
 from ..observability.logs import get_logger
 from .registry import REGISTRY, tick_for
-from .runtime import open_jobs
+from .runtime import check_intervals, open_jobs
 from .settings import JobsSettings
 
 logger = get_logger(__name__)
@@ -72,6 +72,7 @@ class CelerySettings(EnvironmentSettings):
 
 
 def create_celery(settings: Settings, jobs: JobsSettings, celery: CelerySettings) -> Celery:
+    check_intervals(jobs)
     broker = celery.broker_url(settings, jobs)
     app = Celery(SERVICE_NAME, broker=broker, set_as_current=True)
     app.conf.update(

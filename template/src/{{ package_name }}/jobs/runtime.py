@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from ..locks import LockBackend, open_lock_backend
 from . import example  # noqa: F401  (registers the example job)
 from .ledger import JobLedger, open_ledger
@@ -30,9 +30,18 @@ class JobsRuntime:
         await self.ledger.close()
 
 
+def check_intervals(jobs: JobsSettings) -> None:
+    """Refuse interval overrides for jobs this service does not have (a typo runs nothing)."""
+    unknown = sorted(set(jobs.jobs_intervals) - set(REGISTRY))
+    if unknown:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigError([f"JOBS_INTERVALS: unknown job(s) {', '.join(unknown)}; jobs: {known}"])
+
+
 def open_jobs(
     settings: Settings, jobs: JobsSettings, should_stop: Callable[[], bool] = lambda: False
 ) -> JobsRuntime:
+    check_intervals(jobs)
     url = jobs.resolved_lock_url(settings)
     locks = open_lock_backend(url, jobs.lock_timeout_seconds)
     ledger = open_ledger(

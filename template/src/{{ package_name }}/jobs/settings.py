@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..config import DEFAULT_SECRETS_DIR, ConfigError, EnvironmentSettings, Settings
 from ..locks import backend_module
@@ -34,6 +34,14 @@ class JobsSettings(EnvironmentSettings):
     jobs_admin_token: SecretStr | None = None
     # How long run records (status, idempotency keys) are kept.
     jobs_run_retention_seconds: int = Field(default=7 * 86400, ge=60)
+
+    @field_validator("jobs_intervals")
+    @classmethod
+    def _positive_intervals(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, seconds in value.items():
+            if seconds <= 0:
+                raise ValueError(f"the interval of {name!r} must be a positive number of seconds")
+        return value
 
     @model_validator(mode="after")
     def _renewal_fits_in_the_ttl(self) -> Self:
