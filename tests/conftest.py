@@ -121,7 +121,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section(f"tier3: cluster suite of {c['id']}", sep="-")
         write(
             f"replicas {c['replicas']}, requests sent {c['requests_sent']}, failed "
-            f"{c['requests_failed']}, session misses {c['session_misses']}, ticks {c['ticks']}, "
+            f"{c['requests_failed']}, session misses {c['session_misses']}, files missing "
+            f"{c['files_missing']} of {c['files_uploaded']}, ticks {c['ticks']}, "
             f"executions {c['executions']}, duplicates {c['duplicates']}, restart errors "
             f"{c['restart_errors']}, store recovery {c['recovery_seconds']:.2f} s, "
             f"suite wall time {c['wall_seconds']:.1f} s"

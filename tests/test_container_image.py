@@ -23,6 +23,7 @@ Debian mirror), and then a missing tool fails under CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import fnmatch
 import hashlib
@@ -371,15 +372,64 @@ def test_default_image_builds_and_runs(
         # podman reports the health check beside Config, Docker inside it
         health = config.get("Healthcheck") or config["Config"].get("Healthcheck") or {}
         assert "/livez" in " ".join(health.get("Test", [])), f"HEALTHCHECK lost: {health}"
-        _run_and_stop(podman, image, package, redis_url, timings)
+        with object_storage(project, uv, interpreter) as storage_env:
+            _run_and_stop(podman, image, package, redis_url, storage_env, timings)
     finally:
         request.node.user_properties.append(("container_image", timings))
         print(f"container image: {timings}")
         podman("rmi", "--force", image, check=False)
 
 
+@contextlib.contextmanager
+def object_storage(project: Path, uv: str, interpreter: str) -> Iterator[dict[str, str]]:
+    """The default project stores files in S3, which production requires: moto's server from
+    the project's own development environment, with one bucket."""
+    subprocess.run(
+        [uv, "sync", "--locked", "--python", interpreter],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = subprocess.Popen(
+        [
+            str(project / ".venv/bin/python"),
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(endpoint + "/moto-api/")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener.open(urllib.request.Request(endpoint + "/image-test", method="PUT"), timeout=10)
+        yield {
+            "STORAGE_BUCKET": "image-test",
+            "STORAGE_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "test-access-key",
+            "AWS_SECRET_ACCESS_KEY": "test-secret-key",
+            "AWS_REGION": "us-east-1",
+        }
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
 def _run_and_stop(
-    podman: Podman, image: str, package: str, redis_url: str, timings: dict[str, float]
+    podman: Podman,
+    image: str,
+    package: str,
+    redis_url: str,
+    storage_env: dict[str, str],
+    timings: dict[str, float],
 ) -> None:
     # Checks run through `podman exec` in the service's container: podman 4.3 here takes 20 s
     # to notice that a short-lived container exited on its own.
@@ -390,6 +440,7 @@ def _run_and_stop(
         *("--env", "HOST=127.0.0.1", "--env", f"PORT={port}"),
         *("--env", f"SECRET_KEY={secrets.token_urlsafe(48)}", "--env", f"STORE_URL={redis_url}"),
         *("--env", "SHUTDOWN_DRAIN_SECONDS=1", "--env", "SHUTDOWN_GRACE_SECONDS=5"),
+        *(arg for name, value in storage_env.items() for arg in ("--env", f"{name}={value}")),
         image,
     ).stdout.strip()
     try:

@@ -58,6 +58,8 @@ CASES = [
         for v in ('say "hi"', "back\\slash", " ")
     ),
     Case("store_family", "memcached", "computed from cache_backend"),
+    Case("scheduler", "cron", "inprocess"),
+    Case("lock_backend", "postgresql", "computed from scheduler and cache_backend"),
     Case("reserved_package_names", "[]", "fixed by the template"),
 ]
 
@@ -163,6 +165,41 @@ def test_impossible_combination_is_refused_by_the_cli(refusal: Refusal | None, c
         assert not REFUSALS
         return
     assert_refused(cli_results[f"combo:{refusal.id}"], refusal.message)
+
+
+SCHEDULER_REFUSALS = [
+    (
+        {"scheduler": "cronjob", "deployment_target": "compose"},
+        "scheduler cronjob needs deployment_target kubernetes",
+    ),
+    (
+        {"scheduler": "celery", "cache_backend": "memcached", "database": "postgresql"},
+        "scheduler celery needs cache_backend redis or valkey",
+    ),
+    (
+        {"scheduler": "inprocess", "cache_backend": "memcached", "database": "none"},
+        "scheduler inprocess with cache_backend memcached needs database postgresql",
+    ),
+    (
+        {"scheduler": "cronjob", "cache_backend": "memcached", "database": "none"},
+        "scheduler cronjob with cache_backend memcached needs database postgresql",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "message"), SCHEDULER_REFUSALS, ids=lambda v: str(v)[:60])
+def test_unsafe_scheduler_combinations_are_refused(
+    answers: dict[str, str], message: str, template_copy: Path, tmp_path: Path
+) -> None:
+    """Jobs without a safe lock, a CronJob without Kubernetes: refused with a message."""
+    dst = tmp_path / "dst"
+    data = {**VALID_NAME, **answers}
+    with pytest.raises(ValueError) as error:
+        run_copy(str(template_copy), str(dst), data=data, defaults=True, unsafe=False, quiet=True)
+    assert normalize(message) in normalize(str(error.value))
+    assert not dst.exists() or not any(dst.iterdir())
+    # The enumerator sees the same refusal, so tier 1 never renders the combination.
+    assert any(normalize(message) in normalize(r.message) for r in REFUSALS)
 
 
 def test_cli_refusal_check_on_a_synthetic_refusal(tmp_path: Path) -> None:

@@ -20,12 +20,16 @@ from helpers import interpreter_for, project_environment, require, run_step, uv_
 pytestmark = pytest.mark.tier3
 
 SPACE = answer_space()
-# The default, and projects that between them cover every storage provider, both store
-# families and the database.
+# The default, and projects that between them cover every storage provider, every scheduler,
+# both store families, both lock backends and the database.
 CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
-    "gcs": {"storage_provider": "gcs", "cache_backend": "valkey"},
-    "azure": {"storage_provider": "azure"},
+    "gcs-valkey-celery": {
+        "storage_provider": "gcs",
+        "cache_backend": "valkey",
+        "scheduler": "celery",
+    },
+    "azure-cronjob": {"storage_provider": "azure", "scheduler": "cronjob"},
     "local-memcached-postgresql": {
         "storage_provider": "local",
         "cache_backend": "memcached",
@@ -47,6 +51,13 @@ BROKEN: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
         {"CLUSTER_REPLICA_ENV": [{}, {"SECRET_KEY": secrets.token_urlsafe(48)}]},
         "test_2_config_drift.py",
         "r2 rejects a session issued by r1",
+    ),
+    # Locks in each replica's memory: every replica runs every tick.
+    "in-process-locks": (
+        {},
+        {"CLUSTER_ENV": {"APP_ENV": "development", "LOCK_URL": "memory://"}},
+        "test_4_jobs.py",
+        "ticks started more than once",
     ),
     # Replica r2 keeps files in a directory of its own, not on the shared volume.
     "unshared-directory": (

@@ -1,0 +1,108 @@
+"""Run bookkeeping and the example job's data, kept where the locks are.
+
+- A run record per idempotency key (one scheduled tick, or one manual run): status, owner,
+  fencing token, times, result. A key whose run succeeded is never run again.
+- The example job's effect (``rollup_events``): events counted by the service, rolled up once
+  per tick. The rollup is written together with its idempotency key and fencing token in one
+  atomic step, refused for a key that already has one or for a token older than the newest
+  one that wrote, so neither a double start nor a holder that lost its lock doubles it.
+
+One module per backend, like the locks: ``redis_ledger``, ``postgres_ledger``, ``memory_ledger``.
+"""
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ..locks import backend_module
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOCK_LOST = "lock_lost"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class RunRecord:
+    job: str
+    idempotency_key: str
+    scheduled_for: datetime
+    status: RunStatus
+    owner: str
+    fencing_token: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("scheduled_for", "started_at", "finished_at"):
+            value = data[name]
+            data[name] = value.isoformat() if value is not None else None
+        data["status"] = str(self.status)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunRecord":
+        finished = data.get("finished_at")
+        return cls(
+            job=data["job"],
+            idempotency_key=data["idempotency_key"],
+            scheduled_for=datetime.fromisoformat(data["scheduled_for"]),
+            status=RunStatus(data["status"]),
+            owner=data["owner"],
+            fencing_token=int(data["fencing_token"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            finished_at=datetime.fromisoformat(finished) if finished else None,
+            result=dict(data.get("result") or {}),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class Rollup:
+    idempotency_key: str
+    events: int
+    fencing_token: int
+
+
+class JobLedger(Protocol):
+    async def save_run(self, run: RunRecord) -> None:
+        """Store the run under its idempotency key and make it the job's last run."""
+        ...
+
+    async def get_run(self, idempotency_key: str) -> RunRecord | None: ...
+
+    async def last_run(self, job: str) -> RunRecord | None: ...
+
+    async def add_events(self, count: int) -> None:
+        """Count events for the next rollup (the example job's input)."""
+        ...
+
+    async def rollup_events(
+        self, job: str, idempotency_key: str, fencing_token: int
+    ) -> Rollup | None:
+        """Move pending events into a rollup for this key, atomically; None when refused
+        (the key already has a rollup, or a newer fencing token already wrote)."""
+        ...
+
+    async def rollups(self, job: str) -> list[Rollup]: ...
+
+    async def total_events(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def open_ledger(
+    url: str, namespace: str, timeout_seconds: float, retention_seconds: int
+) -> JobLedger:
+    module_name = backend_module(url).replace("_lock", "_ledger")
+    module = importlib.import_module(f".{module_name}", __package__)
+    ledger: JobLedger = module.from_url(url, namespace, timeout_seconds, retention_seconds)
+    return ledger

@@ -1,0 +1,114 @@
+"""Settings of scheduled jobs and their locks (``LOCK_*`` and ``JOBS_*`` variables).
+
+Where locks and run records live: ``LOCK_URL`` when set; else the shared store when it speaks the
+Redis protocol (``STORE_URL``); else the database (``DATABASE_URL``, PostgreSQL advisory locks);
+else, in development only, this process's memory. Production refuses memory and Memcached.
+"""
+
+import os
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from ..config import DEFAULT_SECRETS_DIR, ConfigError, EnvironmentSettings, Settings
+from ..locks import backend_module
+
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+
+class JobsSettings(EnvironmentSettings):
+    # redis://, valkey://, postgresql:// (or memory:// in development). Unset: see the module doc.
+    lock_url: SecretStr | None = None
+    # A holder that stops renewing (killed, partitioned) blocks others for at most this long.
+    lock_ttl_seconds: float = Field(default=30.0, ge=0.2, le=3600)
+    # Unset: a third of the TTL, so two renewals may fail before the lease runs out.
+    lock_renew_interval_seconds: float | None = Field(default=None, gt=0)
+    lock_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    # false: this process never runs the in-process scheduler (manual runs still work).
+    jobs_scheduler_enabled: bool = True
+    # Per-job interval overrides in seconds, as JSON: {"rollup_events": 300}.
+    jobs_intervals: dict[str, float] = Field(default_factory=dict)
+    # Bearer token for POST /jobs/{name}/run and GET /jobs; unset: those routes answer 403.
+    jobs_admin_token: SecretStr | None = None
+    # How long run records (status, idempotency keys) are kept.
+    jobs_run_retention_seconds: int = Field(default=7 * 86400, ge=60)
+
+    @field_validator("jobs_intervals")
+    @classmethod
+    def _positive_intervals(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, seconds in value.items():
+            if seconds <= 0:
+                raise ValueError(f"the interval of {name!r} must be a positive number of seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _renewal_fits_in_the_ttl(self) -> Self:
+        if self.lock_renew_interval_seconds is not None and (
+            self.lock_renew_interval_seconds > self.lock_ttl_seconds / 2
+        ):
+            raise ValueError(
+                "LOCK_RENEW_INTERVAL_SECONDS must be at most half of LOCK_TTL_SECONDS, "
+                "or one missed renewal loses the lock"
+            )
+        return self
+
+    @property
+    def renew_interval(self) -> float:
+        if self.lock_renew_interval_seconds is not None:
+            return self.lock_renew_interval_seconds
+        return self.lock_ttl_seconds / 3
+
+    def resolved_lock_url(self, settings: Settings) -> str:
+        if self.lock_url is not None and self.lock_url.get_secret_value().strip():
+            return self.lock_url.get_secret_value().strip()
+        store = settings.store_url_value
+        if store.split("://", 1)[0] in {"redis", "rediss", "valkey", "valkeys"}:
+            return store
+        database = _env_or_secret_file("DATABASE_URL")
+        if database:
+            return database
+        return "memory://"
+
+    @property
+    def admin_token(self) -> str | None:
+        return self.jobs_admin_token.get_secret_value() if self.jobs_admin_token else None
+
+    @classmethod
+    def load(cls, settings: Settings) -> Self:
+        """Read the jobs settings; refuse what is unsafe for several replicas in production."""
+        jobs = cls.from_environment()
+        url = jobs.resolved_lock_url(settings)
+        if url.split("://", 1)[0].lower() == "memcached":
+            raise ConfigError(
+                [
+                    "LOCK_URL must not be memcached://: Memcached cannot hold a lock safely "
+                    "(no owner check, evicts keys); use redis://, valkey:// or postgresql://"
+                ]
+            )
+        module = backend_module(url)
+        problems: list[str] = []
+        if settings.is_production and module == "memory_lock":
+            problems.append(
+                "LOCK_URL is required when APP_ENV=production (redis://, valkey:// or "
+                "postgresql://): in-process locks would let every replica run every job"
+            )
+        token = jobs.admin_token
+        if settings.is_production and token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            problems.append(
+                f"JOBS_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} random characters "
+                "when APP_ENV=production"
+            )
+        if problems:
+            raise ConfigError(problems)
+        return jobs
+
+
+def _env_or_secret_file(name: str) -> str:
+    """A variable another settings class owns, read by the same rule (env var, then file)."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    secret = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)) / name
+    return secret.read_text().strip() if secret.is_file() else ""
