@@ -272,9 +272,10 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
     for doc in docs:
         by_kind.setdefault(doc["kind"], []).append(doc)
     deployments = by_kind.get("Deployment", [])
-    if len(deployments) != 1:
-        return [f"expected one Deployment, found {len(deployments)}"]
-    deployment = deployments[0]
+    web = [d for d in deployments if _component(d) == "web"]
+    if len(web) != 1:
+        return [f"expected one Deployment of the web component, found {len(web)}"]
+    deployment = web[0]
     pod = deployment["spec"]["template"]["spec"]
     config = {}
     for cm in by_kind.get("ConfigMap", []):
@@ -313,10 +314,23 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems.append(f"{probe} port {get.get('port')!r} is not a container port")
 
     # PDB: at the default replica count a voluntary eviction stays possible, and is bounded.
-    hpas = by_kind.get("HorizontalPodAutoscaler", [])
-    replicas = hpas[0]["spec"]["minReplicas"] if hpas else deployment["spec"].get("replicas", 1)
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", [])
+    }
     for pdb in by_kind.get("PodDisruptionBudget", []):
         spec = pdb["spec"]
+        selected = [
+            d
+            for d in deployments
+            if spec["selector"]["matchLabels"].items()
+            <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        if len(selected) != 1:
+            problems.append(f"PDB {pdb['metadata']['name']} selects {len(selected)} Deployments")
+            continue
+        target = selected[0]
+        hpa = hpas.get(target["metadata"]["name"])
+        replicas = hpa["spec"]["minReplicas"] if hpa else target["spec"].get("replicas", 1)
         if "minAvailable" in spec:
             allowed = replicas - _quantity(spec["minAvailable"], replicas, round_up=True)
         else:
@@ -325,7 +339,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems.append(f"PDB allows no eviction at {replicas} replicas: {spec}")
         if allowed >= replicas:
             problems.append(f"PDB allows evicting all {replicas} replicas: {spec}")
-        if spec["selector"]["matchLabels"] != deployment["spec"]["selector"]["matchLabels"]:
+        if spec["selector"]["matchLabels"] != target["spec"]["selector"]["matchLabels"]:
             problems.append("PDB selector does not match the Deployment's pods")
     for service in by_kind.get("Service", []):
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -355,6 +369,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems += [f"{where}: {name} not set" for name, ok in expected.items() if not ok]
 
     problems += storage_invariants(docs, by_kind, config)
+    problems += job_invariants(by_kind, hpas)
 
     # Migrations: only in the hook Job, never in the serving pods.
     if "migrate" in web.get("args", []) + web.get("command", []):
@@ -365,6 +380,60 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems.append(f"Job {job['metadata']['name']} is not a pre-install,pre-upgrade hook")
         if job["spec"]["template"]["spec"]["containers"][0].get("args") != ["migrate"]:
             problems.append(f"Job {job['metadata']['name']} does not run migrate")
+    return problems
+
+
+def _component(doc: Mapping[str, Any]) -> str | None:
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def job_invariants(
+    by_kind: Mapping[str, list[dict[str, Any]]], hpas: Mapping[str, Any]
+) -> list[str]:
+    """Scheduled jobs: a CronJob never overlaps itself, skips what it cannot start in time,
+    keeps a bounded history and runs `run-job NAME` in UTC; Celery runs one beat (two at most,
+    rolled out with Recreate, never autoscaled) and workers with their ping as liveness."""
+    problems: list[str] = []
+    for cron in by_kind.get("CronJob", []):
+        where = f"CronJob/{cron['metadata']['name']}"
+        spec = cron["spec"]
+        if spec.get("concurrencyPolicy") != "Forbid":
+            problems.append(f"{where}: concurrencyPolicy is not Forbid")
+        if not spec.get("startingDeadlineSeconds"):
+            problems.append(f"{where}: no startingDeadlineSeconds")
+        for limit in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            if limit not in spec:
+                problems.append(f"{where}: no {limit}")
+        if spec.get("timeZone") != "Etc/UTC":
+            problems.append(f"{where}: schedule not in UTC (timeZone {spec.get('timeZone')})")
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        args = pod["containers"][0].get("args", [])
+        if len(args) != 2 or args[0] != "run-job":
+            problems.append(f"{where}: does not run `run-job NAME`: {args}")
+        if pod.get("restartPolicy") not in {"Never", "OnFailure"}:
+            problems.append(f"{where}: restartPolicy {pod.get('restartPolicy')}")
+    by_component = {_component(d): d for d in by_kind.get("Deployment", [])}
+    worker, beat = by_component.get("worker"), by_component.get("beat")
+    if bool(worker) != bool(beat):
+        problems.append("a Celery beat needs a worker and a worker a beat")
+    if beat is not None:
+        if beat["spec"]["template"]["spec"]["containers"][0].get("args") != ["celery-beat"]:
+            problems.append("the beat Deployment does not run celery-beat")
+        if not 1 <= int(beat["spec"].get("replicas", 1)) <= 2:
+            problems.append(
+                f"beat replicas {beat['spec'].get('replicas')}: one sends, a second waits"
+            )
+        if beat["spec"].get("strategy", {}).get("type") != "Recreate":
+            problems.append("the beat Deployment does not roll out with Recreate")
+        if beat["metadata"]["name"] in hpas:
+            problems.append("the beat Deployment is autoscaled")
+    if worker is not None:
+        container = worker["spec"]["template"]["spec"]["containers"][0]
+        if container.get("args") != ["celery-worker"]:
+            problems.append("the worker Deployment does not run celery-worker")
+        command = container.get("livenessProbe", {}).get("exec", {}).get("command", [])
+        if command[-2:] != ["celery-worker", "--ping"]:
+            problems.append(f"the worker's liveness probe is not its --ping: {command}")
     return problems
 
 
@@ -570,6 +639,25 @@ def compose_storage_problems(compose: Mapping[str, Any], app: Mapping[str, Any])
     return problems
 
 
+def compose_job_problems(services: Mapping[str, Any]) -> list[str]:
+    """Celery: a worker with its ping health check next to exactly one beat."""
+    problems: list[str] = []
+    by_command: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for name, service in services.items():
+        for word in service.get("command") or []:
+            by_command.setdefault(str(word), []).append((name, service))
+    workers, beats = by_command.get("celery-worker", []), by_command.get("celery-beat", [])
+    if bool(workers) != bool(beats):
+        problems.append("a Celery beat needs a worker and a worker a beat")
+    for name, service in beats:
+        if str(service.get("deploy", {}).get("replicas", 1)) != "1":
+            problems.append(f"{name} runs more than one Celery beat")
+    for name, service in workers:
+        if "--ping" not in service.get("healthcheck", {}).get("test", []):
+            problems.append(f"{name}: the Celery worker's health check is not its --ping")
+    return problems
+
+
 def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     compose = yaml.safe_load(Path(compose_path).read_text(encoding="utf-8"))
     problems = schema_problems(compose, "compose-spec")
@@ -597,6 +685,7 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
         if "migrate" in app.get("command", []):
             problems.append("app migrates at start")
     problems += compose_storage_problems(compose, app)
+    problems += compose_job_problems(services)
     shutdown = float(env.get("SHUTDOWN_DRAIN_SECONDS", 5)) + float(
         env.get("SHUTDOWN_GRACE_SECONDS", 20)
     )
@@ -888,6 +977,7 @@ STAND_IN_SECRETS = {
     "SECRET_KEY": "k8F2-pQ9xZr4Lw7Tn1Vb6Yc3Hs0Ud5Ge8Jm2Ka4",
     "STORE_URL": "redis://store.invalid:6379/0",
     "DATABASE_URL": "postgresql://app:secret@postgres.invalid:5432/app",
+    "JOBS_ADMIN_TOKEN": "t7Yq-3LmZ0pR8sWx2Vn5Kc9Hb4Jd6Fg1Qa",
 }
 
 # Run with the project's interpreter: argv[1] is a JSON file {"env": {...}, "secrets": {...}}.
@@ -921,6 +1011,18 @@ try:
         storage = None
     if storage is not None:
         storage.StorageSettings.load(settings)
+    try:
+        jobs = importlib.import_module(f"{package}.jobs.settings")
+    except ModuleNotFoundError:
+        jobs = None
+    if jobs is not None:
+        jobs_settings = jobs.JobsSettings.load(settings)
+        try:
+            celery = importlib.import_module(f"{package}.jobs.celery_app")
+        except ModuleNotFoundError:
+            celery = None
+        if celery is not None:
+            celery.CelerySettings.load(settings, jobs_settings)
 except config.ConfigError as error:
     sys.exit(f"{spec['label']}: {error}")
 print(f"{spec['label']}: settings accepted (APP_ENV={settings.app_env})")
@@ -931,7 +1033,13 @@ def deployment_environments(tree: Path) -> list[dict[str, Any]]:
     """The environment and secret files each deployment artifact gives the service."""
     found = Artifacts.find(tree)
     database = any(tree.glob("src/*/db/settings.py"))
-    wanted = ["SECRET_KEY", "STORE_URL", *(["DATABASE_URL"] if database else [])]
+    jobs = any(tree.glob("src/*/jobs/settings.py"))
+    wanted = [
+        "SECRET_KEY",
+        "STORE_URL",
+        *(["DATABASE_URL"] if database else []),
+        *(["JOBS_ADMIN_TOKEN"] if jobs else []),
+    ]
     specs = []
     if found.chart:
         values = yaml.safe_load((found.chart / "values.yaml").read_text(encoding="utf-8"))

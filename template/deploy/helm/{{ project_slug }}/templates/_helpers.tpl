@@ -112,7 +112,8 @@ Pod spec of every workload. Call with a dict:
   root: the top context; component: label value; args: arguments of `python -m <package>`;
   configMap: ConfigMap name; serviceAccountName; serving: true for the HTTP server (ports,
   probes, preStop, grace period); restartPolicy: for Jobs; hook: true for Helm hooks, which
-  run before the release's own objects (the shared files claim) exist.
+  run before the release's own objects (the shared files claim) exist; for workloads that do
+  not serve HTTP, optionally livenessProbe (a probe object) and terminationGracePeriodSeconds.
 */}}
 {{- define "app.podSpec" -}}
 {{- $root := .root }}
@@ -131,6 +132,8 @@ restartPolicy: {{ .restartPolicy }}
 {{- end }}
 {{- if .serving }}
 terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
+{{- else if .terminationGracePeriodSeconds }}
+terminationGracePeriodSeconds: {{ .terminationGracePeriodSeconds }}
 {{- end }}
 containers:
   - name: {{ .component }}
@@ -165,6 +168,9 @@ containers:
       preStop:
         exec:
           command: ["sleep", "{{ $values.lifecycle.preStopSleepSeconds }}"]
+    {{- else if .livenessProbe }}
+    livenessProbe:
+      {{- toYaml .livenessProbe | nindent 6 }}
     {{- end }}
     securityContext:
       {{- toYaml $values.securityContext | nindent 6 }}
