@@ -150,6 +150,8 @@ PIPELINE_TEST_SERVERS = {
     "azure_storage_server.py": "azurite@3.35.0",
     "redis_server.py": "redis-server",
     "memcached_server.py": "memcached",
+    # The database and PostgreSQL lock tests: a service container named by TEST_DATABASE_URL.
+    "postgres_server.py": "TEST_DATABASE_URL",
 }
 
 

@@ -527,3 +527,166 @@ def test_pipeline_without_azurite_is_reported(storage_projects: dict[str, Path],
     workflow.write_text(text.replace("npm install -g azurite@3.35.0", "npm --version"))
     problems = run_deploy_checks([tree]).problems["tree"]
     assert any("does not install azurite@3.35.0" in p for p in problems), problems
+
+
+# --- scheduled jobs: the CronJob and Celery workloads, and the defects the checks must catch ----
+
+SCHEDULERS = {
+    "cronjob": {"scheduler": "cronjob"},
+    "celery": {"scheduler": "celery"},
+    "inprocess": {"scheduler": "inprocess"},
+    "celery-compose": {"scheduler": "celery", "deployment_target": "compose"},
+}
+
+
+@pytest.fixture(scope="module")
+def job_projects(renderer, tmp_path_factory) -> dict[str, Path]:
+    return {
+        label: _render(renderer, tmp_path_factory, f"deploy-{label}", **answers)
+        for label, answers in SCHEDULERS.items()
+    }
+
+
+def test_every_scheduler_passes_the_deployment_checks(job_projects: dict[str, Path]) -> None:
+    report = run_deploy_checks(job_projects.values())
+    assert report.problems == {tree.name: [] for tree in job_projects.values()}
+    cron = _manifests_of(job_projects["cronjob"])
+    job = next(d for d in cron if d["kind"] == "CronJob")
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"] == ["run-job", "rollup_events"]
+    celery = {
+        _component_of(d): d
+        for d in _manifests_of(job_projects["celery"])
+        if d["kind"] == "Deployment"
+    }
+    assert celery["beat"]["spec"]["replicas"] == 1
+    assert celery["worker"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 120
+    assert not any(d["kind"] == "CronJob" for d in _manifests_of(job_projects["inprocess"]))
+    services = yaml.safe_load((job_projects["celery-compose"] / "compose.yaml").read_text())
+    assert services["services"]["beat"]["command"] == ["celery-beat"]
+    assert "--ping" in services["services"]["worker"]["healthcheck"]["test"]
+
+
+def _component_of(doc: dict[str, Any]) -> str:
+    return doc["metadata"]["labels"].get("app.kubernetes.io/component", "")
+
+
+def _edit_kind(kind: str, component: str | None, edit: Callable[[dict[str, Any]], None]):
+    def apply(docs: list[dict[str, Any]]) -> None:
+        edit(
+            next(
+                d
+                for d in docs
+                if d["kind"] == kind and (component is None or _component_of(d) == component)
+            )
+        )
+
+    return apply
+
+
+JOB_MANIFEST_DEFECTS = {
+    "cronjob": {
+        "overlapping-runs": (
+            _edit_kind("CronJob", None, lambda d: d["spec"].update(concurrencyPolicy="Allow")),
+            "concurrencyPolicy is not Forbid",
+        ),
+        "no-starting-deadline": (
+            _edit_kind("CronJob", None, lambda d: d["spec"].pop("startingDeadlineSeconds")),
+            "no startingDeadlineSeconds",
+        ),
+        "unbounded-history": (
+            _edit_kind("CronJob", None, lambda d: d["spec"].pop("failedJobsHistoryLimit")),
+            "no failedJobsHistoryLimit",
+        ),
+        "local-time": (
+            _edit_kind("CronJob", None, lambda d: d["spec"].pop("timeZone")),
+            "schedule not in UTC",
+        ),
+        "serves-instead-of-job": (
+            _edit_kind(
+                "CronJob",
+                None,
+                lambda d: d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][
+                    0
+                ].update(args=["serve"]),
+            ),
+            "does not run `run-job NAME`",
+        ),
+    },
+    "celery": {
+        "three-beats": (
+            _edit_kind("Deployment", "beat", lambda d: d["spec"].update(replicas=3)),
+            "one sends, a second waits",
+        ),
+        "beat-rolling-update": (
+            _edit_kind("Deployment", "beat", lambda d: d["spec"].update(strategy={})),
+            "does not roll out with Recreate",
+        ),
+        "worker-liveness-on-http": (
+            _edit_kind(
+                "Deployment",
+                "worker",
+                lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+                    livenessProbe={"httpGet": {"path": "/livez", "port": 8000}}
+                ),
+            ),
+            "liveness probe is not its --ping",
+        ),
+        "no-beat": (
+            lambda docs: docs.remove(
+                next(d for d in docs if d["kind"] == "Deployment" and _component_of(d) == "beat")
+            ),
+            "a Celery beat needs a worker",
+        ),
+        "worker-pdb-blocks-drain": (
+            _edit_kind(
+                "PodDisruptionBudget", "worker", lambda d: d["spec"].update(maxUnavailable=0)
+            ),
+            "PDB allows no eviction at 2 replicas",
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "defect"),
+    [(s, d) for s, defects in JOB_MANIFEST_DEFECTS.items() for d in defects],
+    ids=lambda v: str(v),
+)
+def test_each_job_manifest_defect_is_reported(
+    job_projects: dict[str, Path], scheduler: str, defect: str
+) -> None:
+    tree = job_projects[scheduler]
+    docs = _manifests_of(tree)
+    routes = route_paths(Artifacts.find(tree).probes)
+    assert manifest_invariants(docs, routes) == []
+    edit, expected = JOB_MANIFEST_DEFECTS[scheduler][defect]
+    problems = manifest_invariants(edit_manifests(edit)(docs), routes)
+    assert any(expected in p for p in problems), problems
+
+
+JOB_COMPOSE_DEFECTS = {
+    "two-beats": (
+        lambda c: c["services"]["beat"]["deploy"].update(replicas=2),
+        "beat runs more than one Celery beat",
+    ),
+    "worker-checked-over-http": (
+        lambda c: c["services"]["worker"].update(
+            healthcheck={"test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/livez"]}
+        ),
+        "health check is not its --ping",
+    ),
+    "no-worker": (lambda c: c["services"].pop("worker"), "a Celery beat needs a worker"),
+}
+
+
+@pytest.mark.parametrize("defect", JOB_COMPOSE_DEFECTS, ids=str)
+def test_each_job_compose_defect_is_reported(
+    job_projects: dict[str, Path], tmp_path: Path, defect: str
+) -> None:
+    found = Artifacts.find(job_projects["celery-compose"])
+    assert found.compose
+    edit, expected = JOB_COMPOSE_DEFECTS[defect]
+    problems = check_compose(_edited_yaml(found.compose, tmp_path, edit), str(found.haproxy))
+    assert any(expected in p for p in problems), problems
