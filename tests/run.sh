@@ -13,7 +13,7 @@ if ! command -v uv >/dev/null 2>&1 || [[ "$(command -v uv)" == */shims/* ]]; the
     export PATH="$uv_home/bin:$PATH"
 fi
 
-# Debian packages the tests use (servers arrive with later features); installed only when missing.
+# Debian packages the tests use; installed only when missing.
 debian_packages=(git redis-server memcached postgresql haproxy shellcheck)
 missing=()
 for package in "${debian_packages[@]}"; do
