@@ -12,7 +12,7 @@ replicas, naming the variable.
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -33,6 +33,19 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def refuse_unless_valid(*loaders: Callable[[], object]) -> None:
+    """Run every feature's settings loader and refuse once, naming every problem: an operator
+    fixing a deployment sees all missing variables at once, not one per restart."""
+    problems: list[str] = []
+    for loader in loaders:
+        try:
+            loader()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
 
 
 class EnvironmentSettings(BaseSettings):
