@@ -12,7 +12,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..config import DEFAULT_SECRETS_DIR, ConfigError, EnvironmentSettings, Settings
-from ..locks import backend_module
+from ..locks import backend_available, backend_module
 
 MIN_ADMIN_TOKEN_LENGTH = 32
 
@@ -67,7 +67,7 @@ class JobsSettings(EnvironmentSettings):
         if store.split("://", 1)[0] in {"redis", "rediss", "valkey", "valkeys"}:
             return store
         database = _env_or_secret_file("DATABASE_URL")
-        if database:
+        if database and backend_available(database):
             return database
         return "memory://"
 

@@ -13,6 +13,7 @@ development only). Only the backends of this service's answers are installed.
 """
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +76,12 @@ def backend_module(url: str, variable: str = "LOCK_URL") -> str:
         allowed = ", ".join(f"{s}://" for s in _MODULE_BY_SCHEME)
         raise ConfigError([f"{variable}: unknown scheme {scheme!r}; expected one of {allowed}"])
     return module
+
+
+def backend_available(url: str) -> bool:
+    """Whether this service was built with the lock backend for ``url`` (its module exists)."""
+    module = _MODULE_BY_SCHEME.get(url.split("://", 1)[0].lower() if "://" in url else "")
+    return module is not None and importlib.util.find_spec(f".{module}", __name__) is not None
 
 
 def open_lock_backend(url: str, timeout_seconds: float) -> LockBackend:
