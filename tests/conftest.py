@@ -13,7 +13,8 @@ import pytest
 from helpers import Rendered, copy_template, render, render_many
 
 # Numbers for the terminal summary, gathered from test reports (controller process only).
-_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier3": [], "tier4": []}
+_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier3": [], "tier4": [], "tiers": {}}
+TIERS = ("tier1", "tier2", "tier3", "tier4", "slow")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +70,7 @@ def parallel_renderer(template_copy: Path) -> Callable[[Iterable[Any], Path], di
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     summary = _SUMMARY
+    _record_tier_time(report)
     for name, value in report.user_properties:
         if name.startswith("static:"):
             summary["static"][name.removeprefix("static:")] = value
@@ -88,9 +90,44 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         )
 
 
+def _record_tier_time(report: pytest.TestReport) -> None:
+    """Per tier: tests, failures, and the span from its first start to its last stop (wall
+    time even when xdist runs tests of several tiers side by side)."""
+    tier = next((t for t in TIERS if t in report.keywords), "other")
+    start, stop = getattr(report, "start", 0.0), getattr(report, "stop", 0.0)
+    row = _SUMMARY["tiers"].setdefault(
+        tier, {"tests": 0, "failed": 0, "first_start": start, "last_stop": stop}
+    )
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        row["tests"] += 1
+    row["failed"] += int(report.outcome == "failed")
+    if start:
+        row["first_start"] = min(row["first_start"] or start, start)
+    row["last_stop"] = max(row["last_stop"], stop)
+
+
+def _write_tier_times(terminalreporter: Any) -> None:
+    rows = _SUMMARY["tiers"]
+    if not rows:
+        return
+    terminalreporter.section("time per tier (this pytest run)", sep="-")
+    for tier, row in sorted(rows.items()):
+        wall = row["last_stop"] - row["first_start"]
+        terminalreporter.write_line(
+            f"{tier:6} {row['tests']:5} tests  {row['failed']:3} failed  {wall:7.1f} s wall"
+        )
+    # tests/run.sh gathers these from each pytest run into one table at the end.
+    if target := os.environ.get("TIER_TIMES_FILE"):
+        with open(target, "a", encoding="utf-8") as out:
+            for tier, row in sorted(rows.items()):
+                wall = row["last_stop"] - row["first_start"]
+                out.write(f"{tier}\t{row['tests']}\t{row['failed']}\t{wall:.1f}\n")
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     summary = _SUMMARY
     write = terminalreporter.write_line
+    _write_tier_times(terminalreporter)
     for label, s in sorted(summary["static"].items()):
         terminalreporter.section(f"{label}: static checks of rendered combinations", sep="-")
         write(

@@ -3,6 +3,7 @@
 # Usage: bash tests/run.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SECONDS=0
 export UV_PYTHON_DOWNLOADS=never
 
 # uv as a standalone binary, outside pyenv's shims: rendered projects carry a .python-version file,
@@ -46,10 +47,30 @@ fi
 # The dev environment on Python 3.12 (pyenv's interpreter when there is one).
 python=$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
 uv sync --frozen --python "${python:-python3.12}"
+setup_seconds=$SECONDS
 
 # Static tiers and updates (every combination, refusals, interactive, docs, tier 4) in one
-# process: they share renders.
-uv run pytest -m "not tier2 and not tier3" "$@"
-# Runtime tiers: each combination of the covering array installs and runs its own suite (2);
-# the cluster suite of a few projects, and its failure on broken clusters (3).
-uv run pytest -m "tier2 or tier3" -n 2 "$@"
+# process: they share renders. Runtime tiers: each combination of the covering array installs
+# and runs its own suite (2); the cluster suite of a few projects, and its failure on broken
+# clusters (3). Both runs always happen; the worse exit code is the verdict.
+tier_times=$(mktemp)
+export TIER_TIMES_FILE="$tier_times"
+phase_start=$SECONDS
+status=0
+uv run pytest -m "not tier2 and not tier3" "$@" || status=$?
+static_seconds=$((SECONDS - phase_start))
+phase_start=$SECONDS
+runtime_status=0
+uv run pytest -m "tier2 or tier3" -n 2 "$@" || runtime_status=$?
+runtime_seconds=$((SECONDS - phase_start))
+((status)) || status=$runtime_status
+
+# One table for the whole run, so drift in any tier is seen early.
+printf '\n%-34s %7s %7s %10s\n' "time per tier (2 cores)" tests failed "wall (s)"
+printf '%-34s %7s %7s %10s\n' "set-up (installs)" - - "$setup_seconds"
+sort "$tier_times" | awk -F'\t' '{ printf "%-34s %7s %7s %10s\n", $1, $2, $3, $4 }'
+printf '%-34s %7s %7s %10s\n' "static run (tier 1, tier 4, rest)" - - "$static_seconds"
+printf '%-34s %7s %7s %10s\n' "runtime run (tiers 2 and 3, -n 2)" - - "$runtime_seconds"
+printf '%-34s %7s %7s %10s\n' "whole run" - - "$SECONDS"
+rm -f "$tier_times"
+exit "$status"
