@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,21 +24,28 @@ import pytest
 import user_edits
 import yaml
 from combinations import AnswerSpace
-from helpers import POOL_CONTEXT, REPO_ROOT, accelerate_copier, copy_template, in_ci
+from helpers import POOL_CONTEXT, REPO_ROOT, accelerate_copier, copy_template, in_ci, require
 from releases import PREVIOUS_RELEASE, current_version
 from updates import (
     GIT_IDENTITY,
+    QUICK_START_URL,
     UpdateJob,
     build_release_repo,
     commit_all,
     conflicts_in,
     copier_env,
+    copy_destination,
+    git,
     has_commit,
     project_files,
+    readme_quick_start,
     render_at,
     run_update_job,
+    shell,
     start_repository,
     tag_working_tree,
+    template_change,
+    template_repo,
 )
 
 pytestmark = pytest.mark.tier4
@@ -46,6 +55,8 @@ PROJECT_OWNED = tuple(
     yaml.safe_load((REPO_ROOT / "copier.yml").read_text(encoding="utf-8"))["_skip_if_exists"]
 )
 OLD_TAG = PREVIOUS_RELEASE.tag
+# Answers for projects rendered from the working tree: its defaults plus a name.
+WORKING_TREE_DATA = {"project_name": "Order Service"}
 
 
 def _previous_answer_space() -> AnswerSpace | None:
@@ -238,7 +249,7 @@ def test_update_script_updates_refuses_dirty_trees_and_reports_conflicts(
 
     up_to_date = _run_script(project)
     assert up_to_date.returncode == 0, up_to_date.stderr
-    assert "already on the newest template release" in up_to_date.stdout
+    assert f"already on the newest template version, release {NEW_TAG}" in up_to_date.stdout
 
     # The next release appends a line to the README.
     next_tag = f"{NEW_TAG}.post1"
@@ -260,9 +271,159 @@ def test_update_script_updates_refuses_dirty_trees_and_reports_conflicts(
 
     updated = _run_script(project)
     assert updated.returncode == 0, updated.stderr
-    assert f"updated to {next_tag}" in updated.stdout
+    assert f"updated to release {next_tag}" in updated.stdout
     assert "Next release note." in (project / "README.md").read_text(encoding="utf-8")
 
     conflicted = _run_script(edited)
     assert conflicted.returncode == 1, conflicted.stdout + conflicted.stderr
-    assert "README.md" in conflicted.stderr
+    listed = conflicted.stderr.split("resolve by hand:", 1)[1].split()
+    assert listed == ["README.md"], f"each conflicted file once: {conflicted.stderr}"
+
+
+# --- the README's quick start, release tags or none, and an unusable template source ------
+
+
+def _answers(project: Path) -> dict[str, Any]:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+
+
+def _readme(project: Path) -> str:
+    return (project / "README.md").read_text(encoding="utf-8")
+
+
+def _render_as_the_readme_says(template: Path, workdir: Path) -> Path:
+    """The README's render block, with only the template URL replaced, as documented."""
+    require(shutil.which("uvx"), "uvx (uv's tool runner, used by the quick start)")
+    block = readme_quick_start().render
+    assert QUICK_START_URL in block, "the README no longer names the URL it tells users to replace"
+    proc = shell(block.replace(QUICK_START_URL, shlex.quote(str(template))), cwd=workdir)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    project = workdir / copy_destination(block)
+    assert not git(project, "status", "--porcelain"), "the quick start commits the render"
+    return project
+
+
+def test_the_readme_quick_start_renders_a_service_that_updates(
+    tmp_path: Path, record_property: Any
+) -> None:
+    """Issue 13: `copier copy . ../my-service` recorded `.` and every update then failed.
+
+    The template here has no release tags, so it also shows the untagged flow: updates go to
+    the latest commit and the script says so.
+    """
+    copier_env()
+    quick = readme_quick_start()
+    repo = template_repo(tmp_path / "template")
+    start = time.perf_counter()
+    project = _render_as_the_readme_says(repo, tmp_path)
+    render_s = time.perf_counter() - start
+    answers = _answers(project)
+    assert answers["_src_path"] == str(repo), "the render records a source updates can reach"
+    assert answers["_commit"] == git(repo, "describe", "--tags", "--always").strip()
+
+    template_change(repo, "First change after the render.")
+    start = time.perf_counter()
+    by_copier = shell(quick.update, cwd=project)
+    update_s = time.perf_counter() - start
+    assert by_copier.returncode == 0, by_copier.stderr[-3000:]
+    assert "First change after the render." in _readme(project)
+    assert not conflicts_in(project_files(project))
+    commit_all(project, "Update from the template")
+
+    second = template_change(repo, "Second change after the render.")
+    env = {k: v for k, v in os.environ.items() if k != "COPIER"}  # the script's own uvx Copier
+    start = time.perf_counter()
+    by_script = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", quick.script],
+        cwd=project,
+        env={**env, **GIT_IDENTITY},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    script_s = time.perf_counter() - start
+    assert by_script.returncode == 0, by_script.stdout + by_script.stderr[-3000:]
+    assert "Second change after the render." in _readme(project)
+    assert f"updated to commit {second} (the template has no release tags" in by_script.stdout
+    assert _answers(project)["_commit"] == second
+    record_property(
+        "readme_update_flow",
+        {
+            "exit": by_script.returncode,
+            "render_s": round(render_s, 1),
+            "copier_update_s": round(update_s, 1),
+            "script_s": round(script_s, 1),
+        },
+    )
+
+
+def test_a_tagged_template_updates_to_its_newest_tag(tmp_path: Path) -> None:
+    copier_env()
+    repo = template_repo(tmp_path / "template", tag="v1.0.0")
+    template_change(repo, "Merged after v1.0.0.")
+    project = _render_as_the_readme_says(repo, tmp_path)
+    assert _answers(project)["_commit"] == "v1.0.0", "a render takes the newest tag, not HEAD"
+    assert "Merged after v1.0.0." not in _readme(project)
+
+    template_change(repo, "Released in v1.1.0.", tag="v1.1.0")
+    template_change(repo, "Merged after v1.1.0.")
+    updated = _run_script(project)
+    assert updated.returncode == 0, updated.stderr[-3000:]
+    assert "updated to release v1.1.0" in updated.stdout
+    assert _answers(project)["_commit"] == "v1.1.0"
+    assert "Released in v1.1.0." in _readme(project)
+    assert "Merged after v1.1.0." not in _readme(project), "updates stop at the newest tag"
+
+    commit_all(project, "Update from the template")
+    again = _run_script(project)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already on the newest template version, release v1.1.0" in again.stdout
+
+
+def test_an_unusable_template_source_is_refused_with_the_fix(tmp_path: Path) -> None:
+    copier_env()
+    repo = template_repo(tmp_path / "template")
+    project = tmp_path / "project"
+    render_at(repo, "HEAD", project, WORKING_TREE_DATA)
+    start_repository(project)
+    commit = _answers(project)["_commit"]
+    plain = tmp_path / "plain-directory"
+    plain.mkdir()
+    other = tmp_path / "other-repo"
+    other.mkdir()
+    git(other, "init", "--quiet")
+    commit_all(other, "unrelated")
+    cases = {
+        ".": "a relative path",
+        "../template": "a relative path",
+        str(tmp_path / "missing"): "does not exist",
+        str(plain): "not the root of a git repository",
+        str(repo / "template"): "not the root of a git repository",
+        str(project): "this project itself",
+        str(other): f"has no revision {commit}",
+    }
+    answers_file = project / ".copier-answers.yml"
+    rendered = answers_file.read_text(encoding="utf-8")
+    for src, cause in cases.items():
+        answers_file.write_text(
+            rendered.replace(f"_src_path: {repo}", f"_src_path: {src}"), encoding="utf-8"
+        )
+        commit_all(project, f"_src_path: {src}")
+        proc = _run_script(project)
+        assert proc.returncode == 2, (src, proc.stdout, proc.stderr)
+        assert cause in proc.stderr, (src, proc.stderr)
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert "sed -i.orig 's|^_src_path: .*|_src_path: TEMPLATE|'" in proc.stderr, proc.stderr
+        assert not git(project, "status", "--porcelain"), "nothing was touched"
+
+    # Following the printed fix, with the template's real location, updates the service.
+    fix = [line.strip() for line in proc.stderr.splitlines() if line.startswith("    ")]
+    assert fix[0].startswith("sed ") and fix[1].startswith("git commit "), proc.stderr
+    fixed = shell("\n".join(fix[:2]).replace("TEMPLATE", str(repo)), cwd=project)
+    assert fixed.returncode == 0, fixed.stderr
+    assert _answers(project)["_src_path"] == str(repo)
+    change = template_change(repo, "After the source was fixed.")
+    updated = _run_script(project)
+    assert updated.returncode == 0, updated.stderr[-3000:]
+    assert f"updated to commit {change}" in updated.stdout
+    assert "After the source was fixed." in _readme(project)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -216,3 +218,67 @@ def run_update_job(job: UpdateJob) -> UpdateOutcome:
     except Exception:  # reported as this combination's failure, not the whole run's
         outcome.error = traceback.format_exc()
     return outcome
+
+
+# --- the README's quick start and the two release flows ----------------------------------
+
+# The README tells users to replace this URL by the template's location (and nothing else).
+QUICK_START_URL = "https://github.com/ORG/cluster-service-template.git"
+
+
+@dataclass(frozen=True)
+class QuickStart:
+    render: str  # the code block that renders and commits a service
+    update: str  # the plain Copier update command the README names
+    script: str  # the code block that runs the update script
+
+
+def readme_quick_start(readme: Path = REPO_ROOT / "README.md") -> QuickStart:
+    """The commands of the README's "Set up" section, exactly as written there."""
+    text = readme.read_text(encoding="utf-8")
+    section = text.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```bash\n(.*?)^```", section, flags=re.M | re.S)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", section, flags=re.M | re.S))
+    render = [b for b in blocks if " copier copy " in b]
+    script = [b for b in blocks if "template-update.sh" in b]
+    update = [s for s in spans if " copier update " in s]
+    assert len(render) == len(script) == len(update) == 1, (render, script, update)
+    return QuickStart(render[0], update[0], script[0])
+
+
+def copy_destination(render_block: str) -> str:
+    """The destination argument of the block's `copier copy` command."""
+    line = next(line for line in render_block.splitlines() if " copier copy " in line)
+    return shlex.split(line)[-1]
+
+
+def template_repo(root: Path, tag: str | None = None) -> Path:
+    """A git repository with the working tree's template as one commit (tagged if asked)."""
+    repo = copy_template(root)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    commit_all(repo, "template")
+    if tag:
+        git(repo, "tag", "--annotate", tag, "--message", f"Release {tag}")
+    return repo
+
+
+def template_change(repo: Path, line: str, tag: str | None = None) -> str:
+    """A new template commit that appends line to the rendered README; returns its describe."""
+    readme = repo / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+    commit_all(repo, line)
+    if tag:
+        git(repo, "tag", "--annotate", tag, "--message", f"Release {tag}")
+    return git(repo, "describe", "--tags", "--always").strip()
+
+
+def shell(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A documented command block, run by bash as a user would paste it."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**os.environ, **GIT_IDENTITY, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
