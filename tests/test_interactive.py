@@ -365,3 +365,19 @@ def test_computed_defaults_are_never_refused() -> None:
 
 def _plain(transcript: io.StringIO) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript.getvalue())[-4000:]
+
+
+def test_next_steps_messages_fit_80_columns() -> None:
+    """Both messages render, name the real package and the update script, and every line but
+    the `cd <destination>` one fits 80 columns (the copy message is checked on screen above)."""
+    space = answer_space()
+    answers = dict(space.default_combination().answers)
+    context = {**answers, "_copier_conf": {"dst_path": "../order-service"}}
+    for key in ("_message_after_copy", "_message_after_update"):
+        text = str(space.render(space.settings[key], context))
+        assert "uv run pytest -m fast" in text and "scripts/template-update.sh" in text, key
+        long = [line for line in text.splitlines() if len(line) > COLUMNS and "cd " not in line]
+        assert not long, f"{key}: {long}"
+    copy = str(space.render(space.settings["_message_after_copy"], context))
+    assert f"uv run python -m {answers['package_name']}" in copy
+    assert "cd ../order-service" in copy
