@@ -45,7 +45,7 @@ def quick_start_prefix() -> str:
 
 def documents() -> list[Path]:
     # The changelog records what earlier releases said; it is history, not instructions.
-    docs = sorted(p for p in (REPO_ROOT / "docs").glob("*.md") if p.name != "changelog.md")
+    docs = sorted(p for p in (REPO_ROOT / "docs").rglob("*.md") if p.name != "changelog.md")
     return [REPO_ROOT / "README.md", *docs]
 
 
