@@ -24,6 +24,13 @@ from helpers import (
 pytestmark = pytest.mark.tier2
 
 COVER = pairwise_cover()
+# Rendered tests that must pass in every combination (not skipped, not deselected): one start
+# names every missing production setting, and production never reads .env.
+REQUIRED_TESTS = (
+    "tests/test_config.py::test_every_entry_point_names_every_missing_production_setting_at_once",
+    "tests/test_config.py::test_every_settings_class_with_a_load_is_checked_at_start",
+    "tests/test_config.py::test_production_never_reads_dot_env_and_says_so",
+)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -47,18 +54,24 @@ def test_rendered_project_installs_and_passes_its_own_checks(
     project = renderer(combo.data, tmp_path / "project")
 
     env = project_environment(python)
+    # -rA lists every passed test, so the run can be checked for the ones every combination needs.
+    suite = [uv, "run", "pytest", "-q", "-rA"]
     steps = [
         [uv, "sync", "-p", python],
         *check_commands(project, uv),
         # The README's inner loop: selects tests, and its guard fails any that starts a process.
         [uv, "run", "pytest", "-q", "-m", "fast"],
-        [uv, "run", "pytest", "-q"],
+        suite,
     ]
     timings: dict[str, float] = {}
     record_property("tier2_steps", timings)  # filled as steps finish: a failure shows them too
     for cmd in steps:
         label = "uv sync" if cmd[1] == "sync" else shlex.join(cmd[2:])
-        timings[label] = round(run(cmd, project, env)[0], 1)
+        seconds, stdout = run(cmd, project, env)
+        timings[label] = round(seconds, 1)
+        if cmd is suite:
+            missing = [test for test in REQUIRED_TESTS if f"PASSED {test}" not in stdout]
+            assert not missing, f"the rendered suite did not run {missing}"
         if cmd[1] == "sync":
             timings["deployment settings"] = round(
                 _load_deployment_settings(project, uv, env, str(combo.answers["package_name"])), 1

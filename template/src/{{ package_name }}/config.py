@@ -5,26 +5,43 @@ files in ``SECRETS_DIR`` (default ``/run/secrets``, where Kubernetes and Compose
 one file per variable, named like the variable. An environment variable wins over a file of the
 same name; a file's trailing newline is stripped.
 
-``APP_ENV=development`` (the default) runs on embedded defaults with nothing else installed.
-``APP_ENV=production`` refuses to start with anything that is missing or not safe to run as several
-replicas, naming the variable.
+``APP_ENV=development`` (the default) runs on embedded defaults with nothing else installed, and
+reads a ``.env`` file in the working directory when there is one (the environment wins over it).
+``APP_ENV=production`` never reads ``.env``: only the environment and secret files configure it.
+It refuses to start with anything that is missing or not safe to run as several replicas, naming
+every such variable of every feature at once (``check_configuration``).
 """
 
+import importlib
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
+# Read in development only, from the working directory, as `docker compose` and most tools do.
+ENV_FILE = Path(".env")
 MIN_SECRET_KEY_LENGTH = 32
 # A padded word ("changeme" * 4) is long but guessable; random keys use many distinct characters.
 MIN_SECRET_KEY_DISTINCT_CHARACTERS = 12
+
+# The checks of every feature's settings, as "module:callable" taking the core settings and
+# raising ConfigError; modules of features this service was not generated with do not exist and
+# are skipped. A start runs them all before anything opens, so one refusal names every problem.
+FEATURE_SETTINGS = (
+    "store:check_store_url",
+    "storage.settings:StorageSettings.load",
+    "db.settings:DatabaseSettings.load",
+    "jobs.settings:JobsSettings.load",
+    "jobs.celery_app:CelerySettings.load",
+    "observability.tracing:TracingSettings.load",
+)
 
 
 class ConfigError(Exception):
@@ -35,24 +52,38 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def refuse_unless_valid(*loaders: Callable[[], object]) -> None:
-    """Run every feature's settings loader and refuse once, naming every problem: an operator
-    fixing a deployment sees all missing variables at once, not one per restart."""
-    problems: list[str] = []
-    for loader in loaders:
-        try:
-            loader()
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
+def profile() -> str:
+    """``APP_ENV`` as the process environment sets it: neither ``.env`` nor a file can switch a
+    process into (or out of) production."""
+    return os.environ.get("APP_ENV", "development")
+
+
+def reads_env_file() -> bool:
+    return profile() != "production"
+
+
+def ignored_env_file() -> Path | None:
+    """The ``.env`` a production process is not reading, if there is one (to say so)."""
+    return None if reads_env_file() or not ENV_FILE.is_file() else ENV_FILE
+
+
+def _secrets_dir() -> Path | None:
+    secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    return secrets_dir if secrets_dir.is_dir() else None
+
+
+def _secrets_dir_problems() -> list[str]:
+    if "SECRETS_DIR" in os.environ and _secrets_dir() is None:
+        return [f"SECRETS_DIR: {os.environ['SECRETS_DIR']} is not a directory"]
+    return []
 
 
 class EnvironmentSettings(BaseSettings):
-    """Settings read from the environment and from the secret files in SECRETS_DIR.
+    """Settings read from the environment, the secret files in SECRETS_DIR and, in development,
+    ``.env``.
 
     ``Settings`` and the settings of optional features that keep their own class derive from
-    it, so every one of them reads secret files the same way.
+    it, so every one of them reads its variables the same way.
     """
 
     model_config = SettingsConfigDict(
@@ -63,17 +94,18 @@ class EnvironmentSettings(BaseSettings):
     )
 
     @classmethod
-    def from_environment(cls) -> Self:
-        """Read the environment and secret files, or raise ConfigError naming the variables."""
-        secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
-        if "SECRETS_DIR" in os.environ and not secrets_dir.is_dir():
-            raise ConfigError([f"SECRETS_DIR: {secrets_dir} is not a directory"])
+    def from_environment(cls, **values: Any) -> Self:
+        """Read the environment (``values`` win over it), or raise ConfigError naming every
+        invalid variable."""
         try:
-            if secrets_dir.is_dir():
-                return cls(_secrets_dir=secrets_dir)
-            return cls()
+            return cls(
+                _env_file=ENV_FILE if reads_env_file() else None,
+                _secrets_dir=_secrets_dir(),
+                **values,
+            )
         except ValidationError as exc:
-            raise ConfigError([_describe(error) for error in exc.errors()]) from None
+            prefix = str(cls.model_config.get("env_prefix") or "")
+            raise ConfigError([_describe(error, prefix) for error in exc.errors()]) from None
 
 
 class Settings(EnvironmentSettings):
@@ -123,10 +155,10 @@ class Settings(EnvironmentSettings):
     def is_production(self) -> bool:
         return self.app_env == "production"
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Self:
+    def problems(self) -> list[str]:
+        """What makes these settings unsafe to start with (production only), one per variable."""
         if not self.is_production:
-            return self
+            return []
         problems: list[str] = []
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
@@ -154,9 +186,7 @@ class Settings(EnvironmentSettings):
             problems.append("SESSION_COOKIE_SECURE must not be false when APP_ENV=production")
         if self.log_format != "json":
             problems.append("LOG_FORMAT must be json when APP_ENV=production")
-        if problems:
-            raise ConfigError(problems)
-        return self
+        return problems
 
     @property
     def store_url_value(self) -> str:
@@ -183,12 +213,76 @@ class Settings(EnvironmentSettings):
 _DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
 
 
+def read_settings() -> tuple[Settings, list[str]]:
+    """The core settings and every problem with them. An invalid variable is named and read as
+    its default, so the checks of the other settings still run (and name their problems too)."""
+    problems = _secrets_dir_problems()
+    defaults: dict[str, Any] = {"app_env": profile()}
+    try:
+        settings = Settings.from_environment(**defaults)
+    except ConfigError as exc:
+        problems += exc.problems
+        for problem in exc.problems:
+            name = problem.split(":", 1)[0].lower()
+            if name in Settings.model_fields:
+                defaults[name] = Settings.model_fields[name].get_default(call_default_factory=True)
+        try:
+            settings = Settings.from_environment(**defaults)
+        except ConfigError:
+            settings = Settings.model_construct(app_env="development")
+    return settings, problems + settings.problems()
+
+
 def load_settings() -> Settings:
-    """Read the environment and secret files, or raise ConfigError naming the variables."""
-    return Settings.from_environment()
+    """The core settings, or ConfigError naming every problem with them."""
+    settings, problems = read_settings()
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def feature_problems(settings: Settings, *checks: Callable[[Settings], object]) -> list[str]:
+    """Every problem of every feature's settings (``FEATURE_SETTINGS``), then of ``checks``."""
+    loaders = [*_feature_loaders(), *checks]
+    problems: list[str] = []
+    for loader in loaders:
+        try:
+            loader(settings)
+        except ConfigError as exc:
+            problems += exc.problems
+    # One problem may be found by two checks (a variable two features read): name it once.
+    return list(dict.fromkeys(problems))
+
+
+def check_configuration(*checks: Callable[[Settings], object]) -> Settings:
+    """The one check every command runs before it starts anything: the core settings, every
+    feature's settings and the command's own ``checks``, refused at once with every problem."""
+    settings, problems = read_settings()
+    problems += feature_problems(settings, *checks)
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
+    return settings
+
+
+def _feature_loaders() -> list[Callable[[Settings], object]]:
+    loaders = []
+    for entry in FEATURE_SETTINGS:
+        module_name, attribute = entry.split(":")
+        qualified = f"{__package__}.{module_name}"
+        try:
+            loader: Any = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            # Only a feature this service was generated without; a missing library is a bug.
+            if exc.name is None or not (qualified + ".").startswith(exc.name + "."):
+                raise
+            continue
+        for name in attribute.split("."):
+            loader = getattr(loader, name)
+        loaders.append(loader)
+    return loaders
+
+
+def _describe(error: Mapping[str, Any], prefix: str = "") -> str:
     variable = "_".join(str(part) for part in error.get("loc", ())).upper()
     message = error.get("msg", "invalid value")
-    return f"{variable}: {message}" if variable else str(message)
+    return f"{prefix.upper()}{variable}: {message}" if variable else str(message)

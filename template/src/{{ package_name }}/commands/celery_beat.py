@@ -5,9 +5,8 @@ Run one, or more for availability: RedBeat's lock in Redis keeps every beat but 
 
 import argparse
 
-from ..config import ConfigError, load_settings
-from ..observability.logs import configure_logging
-from . import refuse_to_start
+from ..config import ConfigError
+from . import refuse_to_start, start
 
 NAME = "celery-beat"
 HELP = "run the Celery beat (RedBeat: only one beat sends, others wait)"
@@ -18,13 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..jobs.celery_app import celery_from_environment
+    from ..jobs.celery_app import celery_from_environment, require_broker
 
     try:
-        settings = load_settings()
+        settings = start(require_broker)
         app = celery_from_environment()
     except ConfigError as exc:
         return refuse_to_start(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
     app.start(["beat", "--loglevel", settings.log_level])
     return 0

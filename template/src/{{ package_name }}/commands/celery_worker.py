@@ -7,9 +7,8 @@ check: it asks the worker of this host over the broker and exits 0 when it answe
 import argparse
 import socket
 
-from ..config import ConfigError, load_settings
-from ..observability.logs import configure_logging
-from . import refuse_to_start
+from ..config import ConfigError
+from . import refuse_to_start, start
 
 NAME = "celery-worker"
 HELP = "run the Celery worker that executes scheduled jobs (--ping: its liveness check)"
@@ -28,14 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..jobs.celery_app import celery_from_environment
+    from ..jobs.celery_app import celery_from_environment, require_broker
 
     try:
-        settings = load_settings()
+        settings = start(require_broker)
         app = celery_from_environment()
     except ConfigError as exc:
         return refuse_to_start(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
     hostname = args.hostname or f"celery@{socket.gethostname()}"
     if args.ping:
         replies = app.control.ping(destination=[hostname], timeout=PING_TIMEOUT_SECONDS)

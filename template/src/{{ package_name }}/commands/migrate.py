@@ -9,12 +9,12 @@ finds nothing to do. Logs JSON like the service; exits 0 on success, 1 when a mi
 import argparse
 import asyncio
 
-from ..config import ConfigError, load_settings
+from ..config import ConfigError, Settings
 from ..db.engine import describe
 from ..db.migrator import migrate
 from ..db.settings import DatabaseSettings
-from ..observability.logs import configure_logging, get_logger
-from . import refuse_to_start
+from ..observability.logs import get_logger
+from . import refuse_to_start, start
 
 NAME = "migrate"
 HELP = "apply database migrations (run once per release, before rolling out)"
@@ -38,15 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _require_database(settings: Settings) -> None:
+    """Development may serve without a database; migrating needs one."""
+    if not DatabaseSettings.load(settings).configured:
+        raise ConfigError(["DATABASE_URL is required to run migrations"])
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings()
-        database = DatabaseSettings.load(settings)
-        if not database.configured:
-            raise ConfigError(["DATABASE_URL is required to run migrations"])
+        settings = start(_require_database)
     except ConfigError as exc:
         return refuse_to_start(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    database = DatabaseSettings.load(settings)
     logger = get_logger(__name__)
     downgrade = args.downgrade is not None
     target = args.downgrade if downgrade else args.to

@@ -15,13 +15,13 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 
-from ..config import ConfigError, Settings, load_settings
+from ..config import ConfigError, Settings
 from ..jobs.registry import REGISTRY, previous_tick
 from ..jobs.runner import Outcome
 from ..jobs.runtime import open_jobs
 from ..jobs.settings import JobsSettings
-from ..observability.logs import configure_logging, get_logger
-from . import refuse_to_start
+from ..observability.logs import get_logger
+from . import refuse_to_start, start
 
 NAME = "run-job"
 HELP = "run one tick of a scheduled job now (what a CronJob starts); see --list"
@@ -64,18 +64,24 @@ def run(args: argparse.Namespace) -> int:
         for job in REGISTRY.values():
             print(f"{job.name}\tevery {job.interval_seconds:g}s\t{job.description}")
         return 0
-    try:
-        settings = load_settings()
-        jobs = JobsSettings.load(settings)
+
+    def known_job(settings: Settings) -> None:
         if args.job not in REGISTRY:
             known = ", ".join(sorted(REGISTRY)) or "none"
             raise ConfigError([f"unknown job {args.job!r}; jobs of this service: {known}"])
-        scheduled_for = _scheduled_for(args)
-    except ValueError as exc:
-        return refuse_to_start(ConfigError([str(exc)]))
+
+    def valid_tick(settings: Settings) -> None:
+        try:
+            _scheduled_for(args)
+        except ValueError as exc:
+            raise ConfigError([str(exc)]) from None
+
+    try:
+        settings = start(known_job, valid_tick)
     except ConfigError as exc:
         return refuse_to_start(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    jobs = JobsSettings.load(settings)
+    scheduled_for = _scheduled_for(args)
     return asyncio.run(_run(settings, jobs, args.job, scheduled_for))
 
 

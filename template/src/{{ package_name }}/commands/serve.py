@@ -3,11 +3,11 @@
 import argparse
 from collections.abc import Callable
 
-from ..config import ConfigError, Settings, load_settings
+from ..config import ConfigError, Settings
 from ..lifecycle import Lifecycle
-from ..observability.logs import configure_logging, get_logger
+from ..observability.logs import get_logger
 from ..server import build_server
-from . import refuse_to_start
+from . import refuse_to_start, start
 
 NAME = "serve"
 HELP = "serve HTTP on HOST:PORT (the default command)"
@@ -25,10 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(app_factory: AppFactory | None = None) -> int:
     try:
-        settings = load_settings()
+        settings = start()
     except ConfigError as exc:
         return refuse_to_start(exc)
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
     logger = get_logger(__name__)
     if not settings.is_production:
         logger.warning(

@@ -42,25 +42,35 @@ class CelerySettings(EnvironmentSettings):
     celery_worker_concurrency: int = Field(default=2, ge=1, le=64)
 
     @classmethod
-    def load(cls, settings: Settings, jobs: JobsSettings) -> Self:
+    def load(cls, settings: Settings, jobs: JobsSettings | None = None) -> Self:
+        """Read the Celery settings (``jobs``: the jobs' settings, read here when not given).
+
+        The broker is checked in production; in development only the worker and the beat need
+        one (``require_broker``), so the web service still starts on embedded defaults.
+        """
         celery = cls.from_environment()
+        jobs = jobs if jobs is not None else JobsSettings.from_environment()
+        problems: list[str] = []
         loop = celery.celery_beat_max_loop_interval_seconds
         if loop * 2 > celery.celery_beat_lock_timeout_seconds:
-            raise ConfigError(
-                [
-                    "CELERY_BEAT_MAX_LOOP_INTERVAL_SECONDS must be at most half of "
-                    "CELERY_BEAT_LOCK_TIMEOUT_SECONDS, or the beat lock expires between renewals"
-                ]
+            problems.append(
+                "CELERY_BEAT_MAX_LOOP_INTERVAL_SECONDS must be at most half of "
+                "CELERY_BEAT_LOCK_TIMEOUT_SECONDS, or the beat lock expires between renewals"
             )
-        broker = celery.broker_url(settings, jobs)
-        if broker.split("://", 1)[0] not in {"redis", "rediss", "valkey", "valkeys"}:
-            raise ConfigError(
-                [
-                    "CELERY_BROKER_URL must be a redis:// or valkey:// URL (it is also where "
-                    "RedBeat keeps the schedule and the beat lock)"
-                ]
-            )
+        if settings.is_production:
+            problems += celery.broker_problems(settings, jobs)
+        if problems:
+            raise ConfigError(problems)
         return celery
+
+    def broker_problems(self, settings: Settings, jobs: JobsSettings) -> list[str]:
+        broker = self.broker_url(settings, jobs)
+        if broker.split("://", 1)[0] in {"redis", "rediss", "valkey", "valkeys"}:
+            return []
+        return [
+            "CELERY_BROKER_URL must be a redis:// or valkey:// URL (unset: LOCK_URL, else "
+            "STORE_URL); it is also where RedBeat keeps the schedule and the beat lock"
+        ]
 
     def broker_url(self, settings: Settings, jobs: JobsSettings) -> str:
         if self.celery_broker_url is not None and self.celery_broker_url.get_secret_value():
@@ -140,8 +150,18 @@ def stamp_tick(sender: str | None = None, body: Any = None, **_: object) -> None
 before_task_publish.connect(stamp_tick, weak=False)
 
 
+def require_broker(settings: Settings) -> None:
+    """The worker's and the beat's own start-up check: a broker, in development too."""
+    jobs = JobsSettings.from_environment()
+    problems = CelerySettings.from_environment().broker_problems(settings, jobs)
+    if problems:
+        raise ConfigError(problems)
+
+
 def celery_from_environment() -> Celery:
     """The Celery app for the worker and beat commands (raises ConfigError)."""
     settings = load_settings()
     jobs = JobsSettings.load(settings)
-    return create_celery(settings, jobs, CelerySettings.load(settings, jobs))
+    celery = CelerySettings.load(settings, jobs)
+    require_broker(settings)
+    return create_celery(settings, jobs, celery)

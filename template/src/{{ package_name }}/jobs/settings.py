@@ -5,16 +5,23 @@ Redis protocol (``STORE_URL``); else the database (``DATABASE_URL``, PostgreSQL 
 else, in development only, this process's memory. Production refuses memory and Memcached.
 """
 
-import os
-from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ..config import DEFAULT_SECRETS_DIR, ConfigError, EnvironmentSettings, Settings
+from ..config import ConfigError, EnvironmentSettings, Settings
 from ..locks import backend_available, backend_module
 
 MIN_ADMIN_TOKEN_LENGTH = 32
+
+
+class DatabaseLocation(EnvironmentSettings):
+    """The database's own DATABASE_URL, read by the same rules: locks fall back to it."""
+
+    database_url: SecretStr | None = None
+
+    def url(self) -> str:
+        return self.database_url.get_secret_value().strip() if self.database_url else ""
 
 
 class JobsSettings(EnvironmentSettings):
@@ -66,7 +73,7 @@ class JobsSettings(EnvironmentSettings):
         store = settings.store_url_value
         if store.split("://", 1)[0] in {"redis", "rediss", "valkey", "valkeys"}:
             return store
-        database = _env_or_secret_file("DATABASE_URL")
+        database = DatabaseLocation.from_environment().url()
         if database and backend_available(database):
             return database
         return "memory://"
@@ -89,10 +96,16 @@ class JobsSettings(EnvironmentSettings):
             )
         module = backend_module(url)
         problems: list[str] = []
+        if not backend_available(url):
+            scheme = url.split("://", 1)[0]
+            problems.append(
+                f"LOCK_URL: {scheme}:// is not available in this service (built for another)"
+            )
         if settings.is_production and module == "memory_lock":
             problems.append(
                 "LOCK_URL is required when APP_ENV=production (redis://, valkey:// or "
-                "postgresql://): in-process locks would let every replica run every job"
+                "postgresql://; unset, locks use STORE_URL when it is Redis/Valkey, else "
+                "DATABASE_URL): in-process locks would let every replica run every job"
             )
         token = jobs.admin_token
         if settings.is_production and token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
@@ -103,12 +116,3 @@ class JobsSettings(EnvironmentSettings):
         if problems:
             raise ConfigError(problems)
         return jobs
-
-
-def _env_or_secret_file(name: str) -> str:
-    """A variable another settings class owns, read by the same rule (env var, then file)."""
-    value = os.environ.get(name, "").strip()
-    if value:
-        return value
-    secret = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)) / name
-    return secret.read_text().strip() if secret.is_file() else ""

@@ -16,17 +16,17 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Span
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..config import ConfigError, Settings
+from ..config import ConfigError, EnvironmentSettings, Settings
 from .metrics import RouteResolver
 from .request_id import current_request_id
 
 
-class TracingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OTEL_", case_sensitive=False, extra="ignore")
+class TracingSettings(EnvironmentSettings):
+    model_config = SettingsConfigDict(env_prefix="OTEL_")
 
     exporter_otlp_endpoint: str | None = None
     # "otlp" sends spans to OTEL_EXPORTER_OTLP_ENDPOINT, "console" prints them, "none" disables.
@@ -55,12 +55,7 @@ class TracingSettings(BaseSettings):
 
     @classmethod
     def load(cls, settings: Settings) -> Self:
-        try:
-            tracing = cls()
-        except ValidationError as exc:
-            raise ConfigError(
-                [f"OTEL_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-            ) from None
+        tracing = cls.from_environment()
         if tracing.exporter == "otlp" and not tracing.exporter_otlp_endpoint:
             raise ConfigError(
                 ["OTEL_EXPORTER_OTLP_ENDPOINT is required when OTEL_TRACES_EXPORTER=otlp"]

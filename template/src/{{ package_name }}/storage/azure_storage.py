@@ -22,12 +22,20 @@ class AzureCredentials(EnvironmentSettings):
     azure_storage_account_key: SecretStr | None = None
 
 
+def credential_problems(settings: StorageSettings) -> list[str]:
+    """Checked with every other setting at start (``StorageSettings.load``)."""
+    if AzureCredentials.from_environment().azure_storage_account_name is None:
+        return [
+            "AZURE_STORAGE_ACCOUNT_NAME is required when STORAGE_BUCKET (the container) is set "
+            "or APP_ENV=production"
+        ]
+    return []
+
+
 def build_store(settings: StorageSettings, endpoint: str | None) -> AzureStore:
     credentials = AzureCredentials.from_environment()
     if credentials.azure_storage_account_name is None:
-        raise ConfigError(
-            ["AZURE_STORAGE_ACCOUNT_NAME is required when STORAGE_BUCKET (the container) is set"]
-        )
+        raise ConfigError(credential_problems(settings))
     config: dict[str, Any] = {"account_name": credentials.azure_storage_account_name}
     if credentials.azure_storage_account_key is not None:
         config["account_key"] = credentials.azure_storage_account_key.get_secret_value()

@@ -302,17 +302,37 @@ def _info(blob: storage.Blob) -> ObjectInfo:
     )
 
 
+def _key_file_credentials(key_file: Path) -> google.auth.credentials.Credentials:
+    try:
+        key: google.auth.credentials.Credentials = (
+            service_account.Credentials.from_service_account_file(str(key_file))  # type: ignore[no-untyped-call]
+        )
+    except (OSError, ValueError) as exc:
+        message = f"GOOGLE_APPLICATION_CREDENTIALS: cannot read a service account key: {exc}"
+        raise ConfigError([message[:300]]) from None
+    return key
+
+
+def credential_problems(settings: StorageSettings) -> list[str]:
+    """Checked with every other setting at start (``StorageSettings.load``): a key file that is
+    named must be readable. (Without one, the platform's identity is looked up when opening.)"""
+    key_file = GcsCredentials.from_environment().google_application_credentials
+    if key_file is None:
+        return []
+    try:
+        _key_file_credentials(key_file)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
 def open_storage(settings: StorageSettings, signing_secret: str) -> GcsStorage:
     credentials = GcsCredentials.from_environment()
     key_file = credentials.google_application_credentials
     signing: google.auth.credentials.Credentials | None = None
     project = credentials.google_cloud_project
     if key_file is not None:
-        try:
-            signing = service_account.Credentials.from_service_account_file(str(key_file))  # type: ignore[no-untyped-call]
-        except (OSError, ValueError) as exc:
-            message = f"GOOGLE_APPLICATION_CREDENTIALS: cannot read a service account key: {exc}"
-            raise ConfigError([message[:300]]) from None
+        signing = _key_file_credentials(key_file)
         project = project or getattr(signing, "project_id", None)
     endpoint = settings.storage_endpoint_url
     if endpoint is not None:

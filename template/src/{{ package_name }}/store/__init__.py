@@ -7,9 +7,10 @@ chosen when the service was generated is installed; another scheme is refused at
 """
 
 import importlib
+import importlib.util
 from typing import Protocol
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 
 
 class StoreUnavailable(Exception):
@@ -40,16 +41,25 @@ _MODULE_BY_SCHEME = {
 }
 
 
-def open_store(url: str, timeout_seconds: float) -> KeyValueStore:
+def store_module(url: str) -> str:
+    """The module of this package serving ``url``, or ConfigError naming STORE_URL."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     module_name = _MODULE_BY_SCHEME.get(scheme)
     if module_name is None:
         allowed = ", ".join(f"{s}://" for s in _MODULE_BY_SCHEME)
         raise ConfigError([f"STORE_URL: unknown scheme {scheme!r}; expected one of {allowed}"])
-    try:
-        module = importlib.import_module(f".{module_name}", __name__)
-    except ModuleNotFoundError:
+    if importlib.util.find_spec(f".{module_name}", __name__) is None:
         message = f"STORE_URL: {scheme}:// is not available in this service (built for another)"
-        raise ConfigError([message]) from None
+        raise ConfigError([message])
+    return module_name
+
+
+def check_store_url(settings: Settings) -> None:
+    """Part of the start-up check (``config.FEATURE_SETTINGS``): a store this service can open."""
+    store_module(settings.store_url_value)
+
+
+def open_store(url: str, timeout_seconds: float) -> KeyValueStore:
+    module = importlib.import_module(f".{store_module(url)}", __name__)
     store: KeyValueStore = module.from_url(url, timeout_seconds)
     return store
