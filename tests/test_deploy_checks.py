@@ -19,12 +19,15 @@ from deploy_checks import (
     check_chart,
     check_compose,
     check_workflow,
+    duplicate_headings,
     manifest_invariants,
+    markdown_problems,
     render_chart,
     route_paths,
     run_checkov,
     run_deploy_checks,
     validate_manifest,
+    wording_problems,
 )
 
 pytestmark = [pytest.mark.tier1, pytest.mark.fast]
@@ -690,3 +693,84 @@ def test_each_job_compose_defect_is_reported(
     edit, expected = JOB_COMPOSE_DEFECTS[defect]
     problems = check_compose(_edited_yaml(found.compose, tmp_path, edit), str(found.haproxy))
     assert any(expected in p for p in problems), problems
+
+
+# --- what the rendered files say: only the chosen database, storage, store and scheduler ---------
+
+
+@pytest.fixture(scope="module")
+def memcached_project(renderer, tmp_path_factory) -> Path:
+    return _render(
+        renderer, tmp_path_factory, "deploy-memcached", cache_backend="memcached",
+        database="postgresql", storage_provider="local", scheduler="cronjob",
+    )  # fmt: skip
+
+
+def test_rendered_files_name_only_what_the_answers_chose(
+    project: Path, storage_projects: dict[str, Path], memcached_project: Path
+) -> None:
+    """No migration Job or database budget without a database, no "S3-compatible" in an Azure
+    chart, no Redis URL with Memcached, no heading twice (the tier 1 run checks every
+    combination the same way)."""
+    for tree in [project, memcached_project, *storage_projects.values()]:
+        assert wording_problems(tree) == [], tree
+        assert markdown_problems(tree) == [], tree
+    for tree in storage_projects.values():  # database none
+        assert not list(tree.glob("deploy/helm/*/templates/migration-job.yaml"))
+        values = yaml.safe_load(next(tree.glob("deploy/helm/*/values.yaml")).read_text())
+        assert "migration" not in values
+
+
+def _append(rel: str, text: str) -> Callable[[Path], None]:
+    def edit(tree: Path) -> None:
+        path = next(tree.glob(rel))
+        path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+    return edit
+
+
+WORDING_DEFECTS = {
+    "migration-without-database": (
+        "s3", _append("deploy/helm/*/values.yaml", "migration:\n  enabled: false\n"),
+        "names a database",
+    ),
+    "s3-wording-in-azure": (
+        "azure", _append("deploy/helm/*/README.md", "\nAn S3-compatible endpoint.\n"),
+        "names another storage provider",
+    ),
+    "bucket-in-local": (
+        "local", _append("deploy/helm/*/templates/NOTES.txt", "\nFiles go to the bucket.\n"),
+        "names object storage",
+    ),
+    "redis-with-memcached": (
+        "memcached", _append("compose.yaml", "# STORE_URL=redis://store:6379/0\n"),
+        "names another store",
+    ),
+    "celery-with-inprocess": (
+        "gcs", _append("deploy/helm/*/values.yaml", "# Celery runs the jobs.\n"),
+        "names another scheduler",
+    ),
+    "heading-twice": (
+        "s3", _append("deploy/helm/*/README.md", "\n## Availability\n\nAgain.\n"),
+        "heading 'Availability' twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", WORDING_DEFECTS, ids=str)
+def test_each_wording_defect_is_reported(
+    storage_projects: dict[str, Path], memcached_project: Path, tmp_path: Path, defect: str
+) -> None:
+    which, edit, expected = WORDING_DEFECTS[defect]
+    source = memcached_project if which == "memcached" else storage_projects[which]
+    tree = tmp_path / "tree"
+    shutil.copytree(source, tree)
+    edit(tree)
+    problems = wording_problems(tree) + markdown_problems(tree)
+    assert any(expected in p for p in problems), problems
+
+
+def test_headings_in_code_blocks_are_not_headings() -> None:
+    text = "# A\n\n```bash\n# A comment\n# A\n```\n\n## B\n"
+    assert duplicate_headings(text) == []
+    assert duplicate_headings(text + "\n## b\n") == ["b"]

@@ -40,7 +40,7 @@ app.kubernetes.io/name: {{ include "app.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Selector of one component's pods (web, migrate, ...). Call with (dict "root" . "component" "web"). */}}
+{{/* Selector of one component's pods (web, worker, ...). Call with (dict "root" . "component" "web"). */}}
 {{- define "app.componentSelector" -}}
 {{ include "app.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
