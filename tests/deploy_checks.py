@@ -58,7 +58,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "fixed-replicas": {"autoscaling": {"enabled": False}, "replicaCount": 2},
     "ingress-tls-digest": {
-        "image": {"digest": _DIGEST, "pullPolicy": "IfNotPresent"},
+        "image": {"digest": _DIGEST},
         "ingress": {
             "enabled": True,
             "className": "nginx",
@@ -232,14 +232,24 @@ FOREIGN_WORDING: dict[str, dict[str, tuple[str, str]]] = {
         "none": (r"(?i)migrat|database|\bDB_|postgres|alembic", "a database"),
     },
     "storage_provider": {
-        "s3": (r"(?i)google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|STORAGE_LOCAL|"
-               r"sharedStorage", "another storage provider"),
-        "gcs": (r"\bS3\b|AWS_|(?i:azure blob|AZURE_|azurite)|STORAGE_LOCAL|sharedStorage",
-                "another storage provider"),
-        "azure": (r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_)|STORAGE_LOCAL|sharedStorage",
-                  "another storage provider"),
-        "local": (r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|"
-                  r"bucket)", "object storage"),
+        "s3": (
+            r"(?i)google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|STORAGE_LOCAL|"
+            r"sharedStorage",
+            "another storage provider",
+        ),
+        "gcs": (
+            r"\bS3\b|AWS_|(?i:azure blob|AZURE_|azurite)|STORAGE_LOCAL|sharedStorage",
+            "another storage provider",
+        ),
+        "azure": (
+            r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_)|STORAGE_LOCAL|sharedStorage",
+            "another storage provider",
+        ),
+        "local": (
+            r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|"
+            r"bucket)",
+            "object storage",
+        ),
     },
     "cache_backend": {
         "redis": (r"(?i)memcache", "another store"),
@@ -249,10 +259,14 @@ FOREIGN_WORDING: dict[str, dict[str, tuple[str, str]]] = {
     "scheduler": {
         "none": (r"(?i)celery|redbeat|cronjob|run-job|scheduled job|JOBS_|LOCK_URL", "a scheduler"),
         "inprocess": (r"(?i)celery|redbeat|cronjob|run-job", "another scheduler"),
-        "celery": (r"(?i)cronjob|run-job|JOBS_SCHEDULER_ENABLED|in-process scheduler",
-                   "another scheduler"),
-        "cronjob": (r"(?i)celery|redbeat|JOBS_SCHEDULER_ENABLED|in-process scheduler",
-                    "another scheduler"),
+        "celery": (
+            r"(?i)cronjob|run-job|JOBS_SCHEDULER_ENABLED|in-process scheduler",
+            "another scheduler",
+        ),
+        "cronjob": (
+            r"(?i)celery|redbeat|JOBS_SCHEDULER_ENABLED|in-process scheduler",
+            "another scheduler",
+        ),
     },
 }
 
@@ -412,6 +426,20 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             f"{MIN_SHUTDOWN_MARGIN_SECONDS} = {budget:g} s > terminationGracePeriodSeconds {period}"
         )
 
+    # Pull policy: a digest names one image, which the node may reuse; a tag can move.
+    for doc in docs:
+        for container in (pod_spec(doc) or {}).get("containers", []):
+            by_digest = "@sha256:" in container["image"]
+            policy = container.get("imagePullPolicy")
+            if by_digest and policy == "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image pinned by digest pulled Always"
+                )
+            if not by_digest and policy != "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image by tag pulled {policy}"
+                )
+
     # Probes on the service's real routes, on the named container port.
     ports = {p.get("name"): p["containerPort"] for p in web.get("ports", [])}
     if str(ports.get("http")) != str(config.get("PORT", "8000")):
@@ -460,7 +488,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
 
     # Every workload: non-root, read-only root, no escalation, no capabilities, seccomp.
     for doc in docs:
-        spec = _pod_spec(doc)
+        spec = pod_spec(doc)
         if spec is None:
             continue
         where = f"{doc['kind']}/{doc['metadata']['name']}"
@@ -573,7 +601,7 @@ def storage_invariants(
                     f"{claim['spec'].get('accessModes')}"
                 )
         for doc in docs:
-            spec = _pod_spec(doc)
+            spec = pod_spec(doc)
             if spec is None or doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
                 continue
             where = f"{doc['kind']}/{doc['metadata']['name']}"
@@ -610,7 +638,7 @@ def storage_invariants(
     return problems
 
 
-def _pod_spec(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+def pod_spec(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = doc.get("kind")
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
         return doc["spec"]["template"]["spec"]
@@ -807,11 +835,11 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
         )
     if haproxy_path:
         cfg = Path(haproxy_path).read_text(encoding="utf-8")
-        target = re.search(r"server-template\s+\S+\s+\d+\s+app:(\d+)", cfg)
-        if not target or target.group(1) != str(env.get("PORT", "8000")):
-            problems.append("haproxy.cfg does not balance over app:PORT")
-        if not re.search(r"option httpchk GET /readyz", cfg):
-            problems.append("haproxy.cfg does not check /readyz")
+        problems += haproxy_problems(cfg, app, lb)
+        lb_env = {
+            name: _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+            for name, value in (lb.get("environment") or {}).items()
+        }
         haproxy = shutil.which("haproxy")
         if haproxy:
             result = subprocess.run(
@@ -819,12 +847,52 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
                 capture_output=True,
                 text=True,
                 check=False,
+                env={**os.environ, **lb_env},
             )
             if result.returncode:
                 problems.append(f"haproxy -c failed: {result.stdout}{result.stderr}".strip())
         else:
             problems.append(
                 "haproxy is not installed (apt-get install haproxy): cannot check haproxy.cfg"
+            )
+    return problems
+
+
+# Retry conditions after which the request may have reached a replica (all but conn-failure).
+_L7_RETRIES = re.compile(r"(?m)^\s*retry-on\s+(.*)$")
+_SAFE_RETRY_ONLY = re.compile(
+    r"(?m)^\s*http-request disable-l7-retry if !METH_GET( !METH_OPTIONS)?\s*$"
+)
+
+
+def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) -> list[str]:
+    """The balancer reaches every replica, checks /readyz, and never repeats a request that may
+    have been applied (a POST that timed out)."""
+    problems: list[str] = []
+    env = app.get("environment", {})
+    target = re.search(r'server-template\s+\S+\s+("?\$\{(\w+)\}"?|\d+)\s+app:(\d+)', cfg)
+    if not target or target.group(3) != str(env.get("PORT", "8000")):
+        problems.append("haproxy.cfg does not balance over app:PORT")
+    elif not target.group(2):
+        problems.append(
+            f"haproxy.cfg has {target.group(1)} server slots: more app replicas get no traffic"
+        )
+    else:
+        slots = (lb.get("environment") or {}).get(target.group(2))
+        replicas = app.get("deploy", {}).get("replicas")
+        if str(slots) != str(replicas):
+            problems.append(
+                f"the balancer's slots ({target.group(2)}={slots}) are not app's replicas "
+                f"({replicas})"
+            )
+    if not re.search(r"option httpchk GET /readyz", cfg):
+        problems.append("haproxy.cfg does not check /readyz")
+    for match in _L7_RETRIES.finditer(cfg):
+        conditions = set(match.group(1).split()) - {"conn-failure", "none"}
+        if conditions and not _SAFE_RETRY_ONLY.search(cfg):
+            problems.append(
+                f"haproxy.cfg retries any method on {sorted(conditions)}: a POST could be applied "
+                "twice (http-request disable-l7-retry if !METH_GET)"
             )
     return problems
 

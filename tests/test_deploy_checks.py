@@ -4,6 +4,7 @@ deliberate defect, made by editing a rendered chart, Compose file or pipeline, i
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from deploy_checks import (
     duplicate_headings,
     manifest_invariants,
     markdown_problems,
+    pod_spec,
     render_chart,
     route_paths,
     run_checkov,
@@ -149,6 +151,10 @@ MANIFEST_DEFECTS = {
         ),
         "is not a pre-install,pre-upgrade hook",
     ),
+    "tag-not-pulled": (
+        _set([*CONTAINER, "imagePullPolicy"], "IfNotPresent"),
+        "image by tag pulled IfNotPresent",
+    ),
     "service-selects-nothing": (
         _set(["spec", "selector", "app.kubernetes.io/component"], "other", kind="Service"),
         "Service selector does not match",
@@ -165,6 +171,24 @@ def test_each_manifest_defect_is_reported(manifests, routes, defect: str) -> Non
     edit, expected = MANIFEST_DEFECTS[defect]
     problems = manifest_invariants(edit_manifests(edit)(manifests), routes)
     assert any(expected in p for p in problems), problems
+
+
+def test_pull_policy_follows_the_digest(artifacts: Artifacts, routes) -> None:
+    """helm template with a digest: IfNotPresent (the digest is one image); a digest pulled
+    Always is reported."""
+    assert artifacts.chart
+    digest = "sha256:" + "ab" * 32
+    docs = render_chart(artifacts.chart, {"image": {"digest": digest}})
+    containers = [c for d in docs for c in (pod_spec(d) or {}).get("containers", [])]
+    assert len(containers) >= 2  # the web Deployment and the migration Job
+    assert {(c["image"].split("@")[1], c["imagePullPolicy"]) for c in containers} == {
+        (digest, "IfNotPresent")
+    }
+    assert manifest_invariants(docs, routes) == []
+    assert web_container(render_chart(artifacts.chart, {}))["imagePullPolicy"] == "Always"
+    pinned = {"image": {"digest": digest, "pullPolicy": "Always"}}
+    problems = manifest_invariants(render_chart(artifacts.chart, pinned), routes)
+    assert any("image pinned by digest pulled Always" in p for p in problems), problems
 
 
 def test_probe_on_a_route_the_service_lacks_is_reported(manifests, routes) -> None:
@@ -236,7 +260,34 @@ COMPOSE_DEFECTS = {
         "stop_grace_period is shorter",
     ),
     "schema": (lambda c: c["services"]["lb"].update({"ports": 8080}), "compose-spec schema"),
+    "slots-not-replicas": (
+        lambda c: c["services"]["lb"]["environment"].update({"APP_REPLICAS": "10"}),
+        "the balancer's slots (APP_REPLICAS=10) are not app's replicas",
+    ),
 }
+
+HAPROXY_DEFECTS = {
+    "fixed-slots": (
+        lambda t: re.sub(r'server-template app "\$\{APP_REPLICAS\}"', "server-template app 10", t),
+        "haproxy.cfg has 10 server slots",
+    ),
+    "post-retried": (
+        lambda t: re.sub(r"(?m)^\s*http-request disable-l7-retry.*\n", "", t),
+        "a POST could be applied twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", HAPROXY_DEFECTS, ids=str)
+def test_each_haproxy_defect_is_reported(artifacts: Artifacts, tmp_path: Path, defect: str) -> None:
+    edit, expected = HAPROXY_DEFECTS[defect]
+    assert artifacts.haproxy
+    cfg = tmp_path / "haproxy.cfg"
+    edited = edit(artifacts.haproxy.read_text())
+    assert edited != artifacts.haproxy.read_text()
+    cfg.write_text(edited)
+    problems = check_compose(str(artifacts.compose), str(cfg))
+    assert any(expected in p for p in problems), problems
 
 
 @pytest.mark.parametrize("defect", COMPOSE_DEFECTS, ids=str)
@@ -731,27 +782,33 @@ def _append(rel: str, text: str) -> Callable[[Path], None]:
 
 WORDING_DEFECTS = {
     "migration-without-database": (
-        "s3", _append("deploy/helm/*/values.yaml", "migration:\n  enabled: false\n"),
+        "s3",
+        _append("deploy/helm/*/values.yaml", "migration:\n  enabled: false\n"),
         "names a database",
     ),
     "s3-wording-in-azure": (
-        "azure", _append("deploy/helm/*/README.md", "\nAn S3-compatible endpoint.\n"),
+        "azure",
+        _append("deploy/helm/*/README.md", "\nAn S3-compatible endpoint.\n"),
         "names another storage provider",
     ),
     "bucket-in-local": (
-        "local", _append("deploy/helm/*/templates/NOTES.txt", "\nFiles go to the bucket.\n"),
+        "local",
+        _append("deploy/helm/*/templates/NOTES.txt", "\nFiles go to the bucket.\n"),
         "names object storage",
     ),
     "redis-with-memcached": (
-        "memcached", _append("compose.yaml", "# STORE_URL=redis://store:6379/0\n"),
+        "memcached",
+        _append("compose.yaml", "# STORE_URL=redis://store:6379/0\n"),
         "names another store",
     ),
     "celery-with-inprocess": (
-        "gcs", _append("deploy/helm/*/values.yaml", "# Celery runs the jobs.\n"),
+        "gcs",
+        _append("deploy/helm/*/values.yaml", "# Celery runs the jobs.\n"),
         "names another scheduler",
     ),
     "heading-twice": (
-        "s3", _append("deploy/helm/*/README.md", "\n## Availability\n\nAgain.\n"),
+        "s3",
+        _append("deploy/helm/*/README.md", "\n## Availability\n\nAgain.\n"),
         "heading 'Availability' twice",
     ),
 }

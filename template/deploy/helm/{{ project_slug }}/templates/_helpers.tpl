@@ -62,6 +62,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/*
+Pull policy: the one set, else IfNotPresent for a digest (a digest names one immutable image,
+so the node's copy is the same image) and Always for a tag (a tag can be moved).
+*/}}
+{{- define "app.pullPolicy" -}}
+{{- .Values.image.pullPolicy | default (ternary "IfNotPresent" "Always" (not (empty .Values.image.digest))) }}
+{{- end }}
+
 {{/* The container port: the service's own PORT setting. */}}
 {{- define "app.port" -}}
 {{- .Values.config.PORT | default "8000" | int }}
@@ -138,7 +146,7 @@ terminationGracePeriodSeconds: {{ .terminationGracePeriodSeconds }}
 containers:
   - name: {{ .component }}
     image: {{ include "app.image" $root | quote }}
-    imagePullPolicy: {{ $values.image.pullPolicy }}
+    imagePullPolicy: {{ include "app.pullPolicy" $root }}
     args:
       {{- toYaml .args | nindent 6 }}
     envFrom:
