@@ -899,6 +899,45 @@ def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) ->
 
 # --- CI pipelines -----------------------------------------------------------------------------
 
+# The image job of every pipeline runs the same check (GitHub and GitLab alike): start the built
+# image, wait until it answers a probe, stop it with SIGTERM and require exit code 0.
+IMAGE_SMOKE_STEPS = {
+    "start the image detached": r"docker run -d ",
+    "wait until it answers /livez or /readyz": r"(?s)(?=.*for _ in )(?=.*/(livez|readyz))",
+    "stop it with SIGTERM": r"docker stop ",
+    "require exit code 0": r'status="\$\(docker wait (\w+)\)"(.*\n)*\s*test "\$status" = 0',
+}
+
+
+def image_smoke_script(document: Mapping[str, Any]) -> str | None:
+    """The shell script of a pipeline (GitHub workflow or GitLab CI) that runs the built image."""
+    jobs = document.get("jobs") if isinstance(document.get("jobs"), Mapping) else document
+    for job in jobs.values():
+        if not isinstance(job, Mapping):
+            continue
+        scripts = [
+            step.get("run", "") for step in job.get("steps", []) if isinstance(step, Mapping)
+        ]
+        scripts += [line for line in job.get("script", []) if isinstance(line, str)]
+        for script in scripts:
+            if "docker run" in script:
+                return script
+    return None
+
+
+def image_smoke_problems(text: str, document: Mapping[str, Any]) -> list[str]:
+    if "docker build" not in text and "docker/build-push-action" not in text:
+        return []
+    script = image_smoke_script(document)
+    if script is None:
+        return ["the image job never starts the image it built"]
+    return [
+        f"the image job does not {step}"
+        for step, pattern in IMAGE_SMOKE_STEPS.items()
+        if not re.search(pattern, script)
+    ]
+
+
 _PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
@@ -915,6 +954,7 @@ def check_workflow(path: str) -> list[str]:
                 and "timeout" not in document.get("default", {})
             ):
                 problems.append(f"job {name} has no timeout")
+        problems += image_smoke_problems(text, document)
         if Path(path).name == ".gitlab-ci.yml" and "UV_CACHE_DIR" not in document.get(
             "variables", {}
         ):
@@ -943,6 +983,7 @@ def check_workflow(path: str) -> list[str]:
             problems.append(
                 f"action not pinned by full commit SHA with a version comment: {line.strip()}"
             )
+    problems += image_smoke_problems(text, document)
     if "setup-uv" in text and "enable-cache: true" not in text:
         problems.append("setup-uv without enable-cache")
     actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")

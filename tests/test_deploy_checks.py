@@ -21,6 +21,7 @@ from deploy_checks import (
     check_compose,
     check_workflow,
     duplicate_headings,
+    image_smoke_script,
     manifest_invariants,
     markdown_problems,
     pod_spec,
@@ -355,6 +356,27 @@ def test_gitlab_pipeline_checks(renderer, tmp_path_factory, tmp_path: Path) -> N
         pipeline.read_text().replace("stage: check", "stage: check\n  when: sometimes", 1)
     )
     assert any("gitlab-ci schema" in p for p in check_workflow(str(bad)))
+
+
+def test_both_pipelines_check_the_image_the_same_way(
+    artifacts: Artifacts, renderer, tmp_path_factory, tmp_path: Path
+) -> None:
+    """GitHub's and GitLab's image jobs run one script: start, probe, SIGTERM, exit code 0."""
+    tree = _render(renderer, tmp_path_factory, "deploy-gitlab-image", ci_provider="gitlab")
+    github = next(w for w in artifacts.workflows if w.name == "ci.yml")
+    scripts = [
+        image_smoke_script(yaml.safe_load(path.read_text()))
+        for path in (github, tree / ".gitlab-ci.yml")
+    ]
+    assert scripts[0] is not None and scripts[0] == scripts[1]
+    for label, edit in {
+        "docker stop --time 30 smoke": ("stop it with SIGTERM", "docker kill smoke"),
+        'test "$status" = 0': ("require exit code 0", "true"),
+    }.items():
+        bad = tmp_path / label.split()[0] / ".gitlab-ci.yml"
+        bad.parent.mkdir()
+        bad.write_text((tree / ".gitlab-ci.yml").read_text().replace(label, edit[1]))
+        assert f"the image job does not {edit[0]}" in "\n".join(check_workflow(str(bad)))
 
 
 def test_checkov_failures_are_attributed(manifests) -> None:
