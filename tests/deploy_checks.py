@@ -12,7 +12,9 @@ Each expensive check runs once per distinct artifact, keyed by the hash of the f
   structure (replicas behind the balancer, healthchecks, migration before the replicas, stop
   grace period covering the service's shutdown);
 * the CI pipeline: the workflow schema (GitHub or GitLab), actionlint, actions pinned by full
-  commit SHA, least-privilege permissions, timeouts, uv caching;
+  commit SHA, least-privilege permissions, timeouts, uv caching, the image job's start / probe /
+  SIGTERM / exit 0 check; the dependency bot of the provider (Dependabot, Renovate) valid against
+  its schema and covering uv, Docker, Compose, the pipeline and the chart;
 * checkov: one run over every distinct Dockerfile, rendered chart and pipeline at once, with the
   skip list of ``tests/checkov.yaml``.
 
@@ -256,6 +258,9 @@ FOREIGN_WORDING: dict[str, dict[str, tuple[str, str]]] = {
         "valkey": (r"(?i)memcache", "another store"),
         "memcached": (r"(?i)redis(?!patch)|valkey", "another store"),
     },
+    "deployment_target": {
+        "compose": (r"(?i)\bhelm\b|\bchart\b|kubectl", "a Helm chart"),
+    },
     "scheduler": {
         "none": (r"(?i)celery|redbeat|cronjob|run-job|scheduled job|JOBS_|LOCK_URL", "a scheduler"),
         "inprocess": (r"(?i)celery|redbeat|cronjob|run-job", "another scheduler"),
@@ -285,7 +290,7 @@ def deployment_texts(tree: Path) -> list[Path]:
     """The files that describe how the project is deployed and checked."""
     paths = [*_files(tree / "deploy"), *sorted(tree.glob("compose*.yaml"))]
     paths += _files(tree / ".github") + _files(tree / ".gitlab")
-    paths += [p for p in (tree / ".gitlab-ci.yml", tree / "renovate.json") if p.is_file()]
+    paths += [p for p in (tree / ".gitlab-ci.yml",) if p.is_file()]
     return paths
 
 
@@ -995,6 +1000,52 @@ def check_workflow(path: str) -> list[str]:
     return problems
 
 
+# --- the dependency bot of the chosen CI provider ------------------------------------------------
+
+# What the bot must keep moving: the Python lock, the base images, the Compose images, the
+# pipeline's own pins, and the chart when there is one.
+DEPENDABOT_ECOSYSTEMS = {"uv", "docker", "docker-compose", "github-actions"}
+RENOVATE_MANAGERS = {"pep621", "dockerfile", "docker-compose", "gitlabci"}
+
+
+@cache
+def _bot_schema_problems(text: str, schema_name: str) -> tuple[str, ...]:
+    document = json.loads(text) if schema_name == "renovate" else yaml.safe_load(text)
+    return tuple(schema_problems(document, schema_name))
+
+
+def dependency_bot_problems(tree: Path, chart: Path | None) -> list[str]:
+    """GitHub: .github/dependabot.yml; GitLab: .gitlab/renovate.json. Valid against its schema and
+    covering every kind of pinned version the project has."""
+    problems: list[str] = []
+    if (tree / ".github/workflows").is_dir():
+        path = tree / ".github/dependabot.yml"
+        if not path.is_file():
+            return ["no .github/dependabot.yml: nothing updates the pinned versions"]
+        text = path.read_text(encoding="utf-8")
+        problems += [f"dependabot.yml: {p}" for p in _bot_schema_problems(text, "dependabot")]
+        updates = {
+            (u.get("package-ecosystem"), u.get("directory"))
+            for u in yaml.safe_load(text).get("updates", [])
+        }
+        wanted = {(name, "/") for name in DEPENDABOT_ECOSYSTEMS}
+        if chart:
+            wanted.add(("helm", "/" + chart.relative_to(tree).as_posix()))
+        if missing := sorted(wanted - updates):
+            problems.append(f"dependabot.yml does not update {missing}")
+    if (tree / ".gitlab-ci.yml").is_file():
+        path = tree / ".gitlab/renovate.json"
+        if not path.is_file():
+            return [*problems, "no .gitlab/renovate.json: nothing updates the pinned versions"]
+        text = path.read_text(encoding="utf-8")
+        problems += [f"renovate.json: {p}" for p in _bot_schema_problems(text, "renovate")]
+        managers = set(json.loads(text).get("enabledManagers", []))
+        wanted = RENOVATE_MANAGERS | ({"helmv3", "helm-values"} if chart else set())
+        if missing := sorted(wanted - managers):
+            problems.append(f"renovate.json does not enable the managers {missing}")
+    return problems
+
+
 # --- checkov, once over every distinct artifact -------------------------------------------------
 
 
@@ -1106,6 +1157,7 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             if unknown:
                 own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
         own += wording_problems(a.tree) + markdown_problems(a.tree)
+        own += dependency_bot_problems(a.tree, a.chart)
         if not a.workflows:
             own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
         # Servers the rendered tests start that are no Python dev dependency: the pipeline's

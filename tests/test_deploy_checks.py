@@ -20,6 +20,7 @@ from deploy_checks import (
     check_chart,
     check_compose,
     check_workflow,
+    dependency_bot_problems,
     duplicate_headings,
     image_smoke_script,
     manifest_invariants,
@@ -853,3 +854,81 @@ def test_headings_in_code_blocks_are_not_headings() -> None:
     text = "# A\n\n```bash\n# A comment\n# A\n```\n\n## B\n"
     assert duplicate_headings(text) == []
     assert duplicate_headings(text + "\n## b\n") == ["b"]
+
+
+# --- the dependency bot: Dependabot on GitHub, Renovate on GitLab -------------------------------
+
+
+def _bot_trees(renderer, tmp_path_factory) -> dict[str, Path]:
+    return {
+        f"{ci}-{target}": _render(
+            renderer, tmp_path_factory, f"deploy-bot-{ci}-{target}",
+            ci_provider=ci, deployment_target=target,
+        )
+        for ci in ("github", "gitlab")
+        for target in ("kubernetes", "compose")
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bot_trees(renderer, tmp_path_factory) -> dict[str, Path]:
+    return _bot_trees(renderer, tmp_path_factory)
+
+
+def test_each_provider_renders_its_dependency_bot(bot_trees: dict[str, Path]) -> None:
+    """Dependabot for GitHub, Renovate for GitLab: schema-valid, covering uv, Docker, Compose,
+    the pipeline, and the chart only where there is one."""
+    for label, tree in bot_trees.items():
+        chart = next(tree.glob("deploy/helm/*"), None)
+        assert dependency_bot_problems(tree, chart) == [], label
+        assert wording_problems(tree) == [], label
+    github = yaml.safe_load((bot_trees["github-kubernetes"] / ".github/dependabot.yml").read_text())
+    assert {u["package-ecosystem"] for u in github["updates"]} == {
+        "uv", "docker", "docker-compose", "github-actions", "helm",
+    }  # fmt: skip
+    assert not (bot_trees["github-kubernetes"] / ".gitlab").exists()
+    assert not (bot_trees["gitlab-compose"] / ".github").exists()
+
+
+BOT_DEFECTS = {
+    "no-dependabot": ("github-kubernetes", ".github/dependabot.yml", None, "no .github/dependabot"),
+    "dependabot-without-uv": (
+        "github-kubernetes", ".github/dependabot.yml",
+        lambda t: t.replace("package-ecosystem: uv", "package-ecosystem: pip"),
+        "does not update [('uv', '/')]",
+    ),
+    "dependabot-schema": (
+        "github-compose", ".github/dependabot.yml",
+        lambda t: t.replace("interval: weekly", "interval: fortnightly", 1),
+        "dependabot schema",
+    ),
+    "no-renovate": ("gitlab-compose", ".gitlab/renovate.json", None, "no .gitlab/renovate.json"),
+    "renovate-without-helm": (
+        "gitlab-kubernetes", ".gitlab/renovate.json",
+        lambda t: t.replace(', "helmv3", "helm-values"', ""),
+        "does not enable the managers ['helm-values', 'helmv3']",
+    ),
+    "renovate-schema": (
+        "gitlab-kubernetes", ".gitlab/renovate.json",
+        lambda t: t.replace('"enabled": true', '"enabled": "yes"'),
+        "renovate schema",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("defect", BOT_DEFECTS, ids=str)
+def test_each_dependency_bot_defect_is_reported(
+    bot_trees: dict[str, Path], tmp_path: Path, defect: str
+) -> None:
+    which, rel, edit, expected = BOT_DEFECTS[defect]
+    tree = tmp_path / "tree"
+    shutil.copytree(bot_trees[which], tree)
+    path = tree / rel
+    if edit is None:
+        path.unlink()
+    else:
+        edited = edit(path.read_text())
+        assert edited != path.read_text(), f"{defect}: the edit no longer applies"
+        path.write_text(edited)
+    problems = dependency_bot_problems(tree, next(tree.glob("deploy/helm/*"), None))
+    assert any(expected in p for p in problems), problems
