@@ -12,12 +12,16 @@ Each expensive check runs once per distinct artifact, keyed by the hash of the f
   structure (replicas behind the balancer, healthchecks, migration before the replicas, stop
   grace period covering the service's shutdown);
 * the CI pipeline: the workflow schema (GitHub or GitLab), actionlint, actions pinned by full
-  commit SHA, least-privilege permissions, timeouts, uv caching;
+  commit SHA, least-privilege permissions, timeouts, uv caching, the image job's start / probe /
+  SIGTERM / exit 0 check; the dependency bot of the provider (Dependabot, Renovate) valid against
+  its schema and covering uv, Docker, Compose, the pipeline and the chart;
 * checkov: one run over every distinct Dockerfile, rendered chart and pipeline at once, with the
   skip list of ``tests/checkov.yaml``.
 
-Cheap cross-file checks (every setting the chart or Compose passes is a variable the service
-documents in .env.example) run per combination.
+Cheap cross-file checks run per combination: every setting the chart or Compose passes is a
+variable the service documents in .env.example; the deployment files name only the database,
+storage provider, store and scheduler the answers chose (FOREIGN_WORDING); no Markdown file has a
+heading twice.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "fixed-replicas": {"autoscaling": {"enabled": False}, "replicaCount": 2},
     "ingress-tls-digest": {
-        "image": {"digest": _DIGEST, "pullPolicy": "IfNotPresent"},
+        "image": {"digest": _DIGEST},
         "ingress": {
             "enabled": True,
             "className": "nginx",
@@ -218,6 +222,131 @@ def env_example_names(tree: Path) -> set[str]:
     return set(re.findall(r"(?m)^#?\s*([A-Z][A-Z0-9_]*)=", path.read_text(encoding="utf-8")))
 
 
+# --- what the rendered text says --------------------------------------------------------------
+
+# Wording that only a project with a given answer may contain, in the files that describe its
+# deployment (the chart, Compose, HAProxy, the pipelines, the dependency bot's configuration):
+# answer -> value -> (pattern that must not appear, what it names). A chart README that says
+# "S3-compatible" in an Azure project, or a migration Job in a project without a database,
+# misleads whoever deploys it.
+FOREIGN_WORDING: dict[str, dict[str, tuple[str, str]]] = {
+    "database": {
+        "none": (r"(?i)migrat|database|\bDB_|postgres|alembic", "a database"),
+    },
+    "storage_provider": {
+        "s3": (
+            r"(?i)google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|STORAGE_LOCAL|"
+            r"sharedStorage",
+            "another storage provider",
+        ),
+        "gcs": (
+            r"\bS3\b|AWS_|(?i:azure blob|AZURE_|azurite)|STORAGE_LOCAL|sharedStorage",
+            "another storage provider",
+        ),
+        "azure": (
+            r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_)|STORAGE_LOCAL|sharedStorage",
+            "another storage provider",
+        ),
+        "local": (
+            r"\bS3\b|AWS_|(?i:google cloud|\bGCS\b|GOOGLE_|azure blob|AZURE_|azurite|"
+            r"bucket)",
+            "object storage",
+        ),
+    },
+    "cache_backend": {
+        "redis": (r"(?i)memcache", "another store"),
+        "valkey": (r"(?i)memcache", "another store"),
+        "memcached": (r"(?i)redis(?!patch)|valkey", "another store"),
+    },
+    "deployment_target": {
+        "compose": (r"(?i)\bhelm\b|\bchart\b|kubectl", "a Helm chart"),
+    },
+    "scheduler": {
+        "none": (r"(?i)celery|redbeat|cronjob|run-job|scheduled job|JOBS_|LOCK_URL", "a scheduler"),
+        "inprocess": (r"(?i)celery|redbeat|cronjob|run-job", "another scheduler"),
+        "celery": (
+            r"(?i)cronjob|run-job|JOBS_SCHEDULER_ENABLED|in-process scheduler",
+            "another scheduler",
+        ),
+        "cronjob": (
+            r"(?i)celery|redbeat|JOBS_SCHEDULER_ENABLED|in-process scheduler",
+            "another scheduler",
+        ),
+    },
+}
+
+
+def answers_of(tree: Path) -> dict[str, Any]:
+    path = tree / ".copier-answers.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+# The chart's helper library and schema serve every value set (a shared volume or a bucket), so
+# only the database rule, which removes whole value groups, applies to them too.
+SHARED_CHART_FILES = {"_helpers.tpl", "values.schema.json"}
+
+
+def deployment_texts(tree: Path) -> list[Path]:
+    """The files that describe how the project is deployed and checked."""
+    paths = [*_files(tree / "deploy"), *sorted(tree.glob("compose*.yaml"))]
+    paths += _files(tree / ".github") + _files(tree / ".gitlab")
+    paths += [p for p in (tree / ".gitlab-ci.yml",) if p.is_file()]
+    return paths
+
+
+def wording_problems(tree: Path) -> list[str]:
+    """Every deployment file names only what the answers chose (FOREIGN_WORDING)."""
+    answers = answers_of(tree)
+    rules = [
+        (question, *rule)
+        for question, by_value in FOREIGN_WORDING.items()
+        if (rule := by_value.get(str(answers.get(question)))) is not None
+    ]
+    problems: list[str] = []
+    for path in deployment_texts(tree):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for question, pattern, what in rules:
+            if path.name in SHARED_CHART_FILES and question != "database":
+                continue
+            for number, line in enumerate(text.splitlines(), 1):
+                if match := re.search(pattern, line):
+                    rel = path.relative_to(tree).as_posix()
+                    problems.append(f"{rel}:{number} names {what} ({match.group(0)!r})")
+    return problems
+
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+def duplicate_headings(text: str) -> list[str]:
+    """Headings of a Markdown document that occur twice (outside code blocks)."""
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+            continue
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            title = heading.group(2).strip().lower()
+            if title in seen:
+                duplicates.append(heading.group(2).strip())
+            seen.add(title)
+    return duplicates
+
+
+def markdown_problems(tree: Path) -> list[str]:
+    problems: list[str] = []
+    for path in sorted(tree.rglob("*.md")):
+        if ".venv" in path.parts or "node_modules" in path.parts:
+            continue
+        for title in duplicate_headings(path.read_text(encoding="utf-8")):
+            problems.append(f"{path.relative_to(tree).as_posix()}: heading {title!r} twice")
+    return problems
+
+
 # --- Helm chart -------------------------------------------------------------------------------
 
 
@@ -302,6 +431,20 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             f"{MIN_SHUTDOWN_MARGIN_SECONDS} = {budget:g} s > terminationGracePeriodSeconds {period}"
         )
 
+    # Pull policy: a digest names one image, which the node may reuse; a tag can move.
+    for doc in docs:
+        for container in (pod_spec(doc) or {}).get("containers", []):
+            by_digest = "@sha256:" in container["image"]
+            policy = container.get("imagePullPolicy")
+            if by_digest and policy == "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image pinned by digest pulled Always"
+                )
+            if not by_digest and policy != "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image by tag pulled {policy}"
+                )
+
     # Probes on the service's real routes, on the named container port.
     ports = {p.get("name"): p["containerPort"] for p in web.get("ports", [])}
     if str(ports.get("http")) != str(config.get("PORT", "8000")):
@@ -350,7 +493,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
 
     # Every workload: non-root, read-only root, no escalation, no capabilities, seccomp.
     for doc in docs:
-        spec = _pod_spec(doc)
+        spec = pod_spec(doc)
         if spec is None:
             continue
         where = f"{doc['kind']}/{doc['metadata']['name']}"
@@ -463,7 +606,7 @@ def storage_invariants(
                     f"{claim['spec'].get('accessModes')}"
                 )
         for doc in docs:
-            spec = _pod_spec(doc)
+            spec = pod_spec(doc)
             if spec is None or doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
                 continue
             where = f"{doc['kind']}/{doc['metadata']['name']}"
@@ -500,7 +643,7 @@ def storage_invariants(
     return problems
 
 
-def _pod_spec(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+def pod_spec(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = doc.get("kind")
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
         return doc["spec"]["template"]["spec"]
@@ -697,11 +840,11 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
         )
     if haproxy_path:
         cfg = Path(haproxy_path).read_text(encoding="utf-8")
-        target = re.search(r"server-template\s+\S+\s+\d+\s+app:(\d+)", cfg)
-        if not target or target.group(1) != str(env.get("PORT", "8000")):
-            problems.append("haproxy.cfg does not balance over app:PORT")
-        if not re.search(r"option httpchk GET /readyz", cfg):
-            problems.append("haproxy.cfg does not check /readyz")
+        problems += haproxy_problems(cfg, app, lb)
+        lb_env = {
+            name: _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+            for name, value in (lb.get("environment") or {}).items()
+        }
         haproxy = shutil.which("haproxy")
         if haproxy:
             result = subprocess.run(
@@ -709,6 +852,7 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
                 capture_output=True,
                 text=True,
                 check=False,
+                env={**os.environ, **lb_env},
             )
             if result.returncode:
                 problems.append(f"haproxy -c failed: {result.stdout}{result.stderr}".strip())
@@ -719,7 +863,85 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     return problems
 
 
+# Retry conditions after which the request may have reached a replica (all but conn-failure).
+_L7_RETRIES = re.compile(r"(?m)^\s*retry-on\s+(.*)$")
+_SAFE_RETRY_ONLY = re.compile(
+    r"(?m)^\s*http-request disable-l7-retry if !METH_GET( !METH_OPTIONS)?\s*$"
+)
+
+
+def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) -> list[str]:
+    """The balancer reaches every replica, checks /readyz, and never repeats a request that may
+    have been applied (a POST that timed out)."""
+    problems: list[str] = []
+    env = app.get("environment", {})
+    target = re.search(r'server-template\s+\S+\s+("?\$\{(\w+)\}"?|\d+)\s+app:(\d+)', cfg)
+    if not target or target.group(3) != str(env.get("PORT", "8000")):
+        problems.append("haproxy.cfg does not balance over app:PORT")
+    elif not target.group(2):
+        problems.append(
+            f"haproxy.cfg has {target.group(1)} server slots: more app replicas get no traffic"
+        )
+    else:
+        slots = (lb.get("environment") or {}).get(target.group(2))
+        replicas = app.get("deploy", {}).get("replicas")
+        if str(slots) != str(replicas):
+            problems.append(
+                f"the balancer's slots ({target.group(2)}={slots}) are not app's replicas "
+                f"({replicas})"
+            )
+    if not re.search(r"option httpchk GET /readyz", cfg):
+        problems.append("haproxy.cfg does not check /readyz")
+    for match in _L7_RETRIES.finditer(cfg):
+        conditions = set(match.group(1).split()) - {"conn-failure", "none"}
+        if conditions and not _SAFE_RETRY_ONLY.search(cfg):
+            problems.append(
+                f"haproxy.cfg retries any method on {sorted(conditions)}: a POST could be applied "
+                "twice (http-request disable-l7-retry if !METH_GET)"
+            )
+    return problems
+
+
 # --- CI pipelines -----------------------------------------------------------------------------
+
+# The image job of every pipeline runs the same check (GitHub and GitLab alike): start the built
+# image, wait until it answers a probe, stop it with SIGTERM and require exit code 0.
+IMAGE_SMOKE_STEPS = {
+    "start the image detached": r"docker run -d ",
+    "wait until it answers /livez or /readyz": r"(?s)(?=.*for _ in )(?=.*/(livez|readyz))",
+    "stop it with SIGTERM": r"docker stop ",
+    "require exit code 0": r'status="\$\(docker wait (\w+)\)"(.*\n)*\s*test "\$status" = 0',
+}
+
+
+def image_smoke_script(document: Mapping[str, Any]) -> str | None:
+    """The shell script of a pipeline (GitHub workflow or GitLab CI) that runs the built image."""
+    jobs = document.get("jobs") if isinstance(document.get("jobs"), Mapping) else document
+    for job in jobs.values():
+        if not isinstance(job, Mapping):
+            continue
+        scripts = [
+            step.get("run", "") for step in job.get("steps", []) if isinstance(step, Mapping)
+        ]
+        scripts += [line for line in job.get("script", []) if isinstance(line, str)]
+        for script in scripts:
+            if "docker run" in script:
+                return script
+    return None
+
+
+def image_smoke_problems(text: str, document: Mapping[str, Any]) -> list[str]:
+    if "docker build" not in text and "docker/build-push-action" not in text:
+        return []
+    script = image_smoke_script(document)
+    if script is None:
+        return ["the image job never starts the image it built"]
+    return [
+        f"the image job does not {step}"
+        for step, pattern in IMAGE_SMOKE_STEPS.items()
+        if not re.search(pattern, script)
+    ]
+
 
 _PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
@@ -737,6 +959,7 @@ def check_workflow(path: str) -> list[str]:
                 and "timeout" not in document.get("default", {})
             ):
                 problems.append(f"job {name} has no timeout")
+        problems += image_smoke_problems(text, document)
         if Path(path).name == ".gitlab-ci.yml" and "UV_CACHE_DIR" not in document.get(
             "variables", {}
         ):
@@ -765,6 +988,7 @@ def check_workflow(path: str) -> list[str]:
             problems.append(
                 f"action not pinned by full commit SHA with a version comment: {line.strip()}"
             )
+    problems += image_smoke_problems(text, document)
     if "setup-uv" in text and "enable-cache: true" not in text:
         problems.append("setup-uv without enable-cache")
     actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
@@ -773,6 +997,52 @@ def check_workflow(path: str) -> list[str]:
     )
     if result.returncode:
         problems.append(f"actionlint: {result.stdout}{result.stderr}".strip())
+    return problems
+
+
+# --- the dependency bot of the chosen CI provider ------------------------------------------------
+
+# What the bot must keep moving: the Python lock, the base images, the Compose images, the
+# pipeline's own pins, and the chart when there is one.
+DEPENDABOT_ECOSYSTEMS = {"uv", "docker", "docker-compose", "github-actions"}
+RENOVATE_MANAGERS = {"pep621", "dockerfile", "docker-compose", "gitlabci"}
+
+
+@cache
+def _bot_schema_problems(text: str, schema_name: str) -> tuple[str, ...]:
+    document = json.loads(text) if schema_name == "renovate" else yaml.safe_load(text)
+    return tuple(schema_problems(document, schema_name))
+
+
+def dependency_bot_problems(tree: Path, chart: Path | None) -> list[str]:
+    """GitHub: .github/dependabot.yml; GitLab: .gitlab/renovate.json. Valid against its schema and
+    covering every kind of pinned version the project has."""
+    problems: list[str] = []
+    if (tree / ".github/workflows").is_dir():
+        path = tree / ".github/dependabot.yml"
+        if not path.is_file():
+            return ["no .github/dependabot.yml: nothing updates the pinned versions"]
+        text = path.read_text(encoding="utf-8")
+        problems += [f"dependabot.yml: {p}" for p in _bot_schema_problems(text, "dependabot")]
+        updates = {
+            (u.get("package-ecosystem"), u.get("directory"))
+            for u in yaml.safe_load(text).get("updates", [])
+        }
+        wanted = {(name, "/") for name in DEPENDABOT_ECOSYSTEMS}
+        if chart:
+            wanted.add(("helm", "/" + chart.relative_to(tree).as_posix()))
+        if missing := sorted(wanted - updates):
+            problems.append(f"dependabot.yml does not update {missing}")
+    if (tree / ".gitlab-ci.yml").is_file():
+        path = tree / ".gitlab/renovate.json"
+        if not path.is_file():
+            return [*problems, "no .gitlab/renovate.json: nothing updates the pinned versions"]
+        text = path.read_text(encoding="utf-8")
+        problems += [f"renovate.json: {p}" for p in _bot_schema_problems(text, "renovate")]
+        managers = set(json.loads(text).get("enabledManagers", []))
+        wanted = RENOVATE_MANAGERS | ({"helmv3", "helm-values"} if chart else set())
+        if missing := sorted(wanted - managers):
+            problems.append(f"renovate.json does not enable the managers {missing}")
     return problems
 
 
@@ -886,6 +1156,8 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             unknown = sorted(set(env) - names)
             if unknown:
                 own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
+        own += wording_problems(a.tree) + markdown_problems(a.tree)
+        own += dependency_bot_problems(a.tree, a.chart)
         if not a.workflows:
             own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
         # Servers the rendered tests start that are no Python dev dependency: the pipeline's

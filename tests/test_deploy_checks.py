@@ -4,6 +4,7 @@ deliberate defect, made by editing a rendered chart, Compose file or pipeline, i
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +20,18 @@ from deploy_checks import (
     check_chart,
     check_compose,
     check_workflow,
+    dependency_bot_problems,
+    duplicate_headings,
+    image_smoke_script,
     manifest_invariants,
+    markdown_problems,
+    pod_spec,
     render_chart,
     route_paths,
     run_checkov,
     run_deploy_checks,
     validate_manifest,
+    wording_problems,
 )
 
 pytestmark = [pytest.mark.tier1, pytest.mark.fast]
@@ -146,6 +153,10 @@ MANIFEST_DEFECTS = {
         ),
         "is not a pre-install,pre-upgrade hook",
     ),
+    "tag-not-pulled": (
+        _set([*CONTAINER, "imagePullPolicy"], "IfNotPresent"),
+        "image by tag pulled IfNotPresent",
+    ),
     "service-selects-nothing": (
         _set(["spec", "selector", "app.kubernetes.io/component"], "other", kind="Service"),
         "Service selector does not match",
@@ -162,6 +173,24 @@ def test_each_manifest_defect_is_reported(manifests, routes, defect: str) -> Non
     edit, expected = MANIFEST_DEFECTS[defect]
     problems = manifest_invariants(edit_manifests(edit)(manifests), routes)
     assert any(expected in p for p in problems), problems
+
+
+def test_pull_policy_follows_the_digest(artifacts: Artifacts, routes) -> None:
+    """helm template with a digest: IfNotPresent (the digest is one image); a digest pulled
+    Always is reported."""
+    assert artifacts.chart
+    digest = "sha256:" + "ab" * 32
+    docs = render_chart(artifacts.chart, {"image": {"digest": digest}})
+    containers = [c for d in docs for c in (pod_spec(d) or {}).get("containers", [])]
+    assert len(containers) >= 2  # the web Deployment and the migration Job
+    assert {(c["image"].split("@")[1], c["imagePullPolicy"]) for c in containers} == {
+        (digest, "IfNotPresent")
+    }
+    assert manifest_invariants(docs, routes) == []
+    assert web_container(render_chart(artifacts.chart, {}))["imagePullPolicy"] == "Always"
+    pinned = {"image": {"digest": digest, "pullPolicy": "Always"}}
+    problems = manifest_invariants(render_chart(artifacts.chart, pinned), routes)
+    assert any("image pinned by digest pulled Always" in p for p in problems), problems
 
 
 def test_probe_on_a_route_the_service_lacks_is_reported(manifests, routes) -> None:
@@ -233,7 +262,34 @@ COMPOSE_DEFECTS = {
         "stop_grace_period is shorter",
     ),
     "schema": (lambda c: c["services"]["lb"].update({"ports": 8080}), "compose-spec schema"),
+    "slots-not-replicas": (
+        lambda c: c["services"]["lb"]["environment"].update({"APP_REPLICAS": "10"}),
+        "the balancer's slots (APP_REPLICAS=10) are not app's replicas",
+    ),
 }
+
+HAPROXY_DEFECTS = {
+    "fixed-slots": (
+        lambda t: re.sub(r'server-template app "\$\{APP_REPLICAS\}"', "server-template app 10", t),
+        "haproxy.cfg has 10 server slots",
+    ),
+    "post-retried": (
+        lambda t: re.sub(r"(?m)^\s*http-request disable-l7-retry.*\n", "", t),
+        "a POST could be applied twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", HAPROXY_DEFECTS, ids=str)
+def test_each_haproxy_defect_is_reported(artifacts: Artifacts, tmp_path: Path, defect: str) -> None:
+    edit, expected = HAPROXY_DEFECTS[defect]
+    assert artifacts.haproxy
+    cfg = tmp_path / "haproxy.cfg"
+    edited = edit(artifacts.haproxy.read_text())
+    assert edited != artifacts.haproxy.read_text()
+    cfg.write_text(edited)
+    problems = check_compose(str(artifacts.compose), str(cfg))
+    assert any(expected in p for p in problems), problems
 
 
 @pytest.mark.parametrize("defect", COMPOSE_DEFECTS, ids=str)
@@ -301,6 +357,27 @@ def test_gitlab_pipeline_checks(renderer, tmp_path_factory, tmp_path: Path) -> N
         pipeline.read_text().replace("stage: check", "stage: check\n  when: sometimes", 1)
     )
     assert any("gitlab-ci schema" in p for p in check_workflow(str(bad)))
+
+
+def test_both_pipelines_check_the_image_the_same_way(
+    artifacts: Artifacts, renderer, tmp_path_factory, tmp_path: Path
+) -> None:
+    """GitHub's and GitLab's image jobs run one script: start, probe, SIGTERM, exit code 0."""
+    tree = _render(renderer, tmp_path_factory, "deploy-gitlab-image", ci_provider="gitlab")
+    github = next(w for w in artifacts.workflows if w.name == "ci.yml")
+    scripts = [
+        image_smoke_script(yaml.safe_load(path.read_text()))
+        for path in (github, tree / ".gitlab-ci.yml")
+    ]
+    assert scripts[0] is not None and scripts[0] == scripts[1]
+    for label, edit in {
+        "docker stop --time 30 smoke": ("stop it with SIGTERM", "docker kill smoke"),
+        'test "$status" = 0': ("require exit code 0", "true"),
+    }.items():
+        bad = tmp_path / label.split()[0] / ".gitlab-ci.yml"
+        bad.parent.mkdir()
+        bad.write_text((tree / ".gitlab-ci.yml").read_text().replace(label, edit[1]))
+        assert f"the image job does not {edit[0]}" in "\n".join(check_workflow(str(bad)))
 
 
 def test_checkov_failures_are_attributed(manifests) -> None:
@@ -689,4 +766,169 @@ def test_each_job_compose_defect_is_reported(
     assert found.compose
     edit, expected = JOB_COMPOSE_DEFECTS[defect]
     problems = check_compose(_edited_yaml(found.compose, tmp_path, edit), str(found.haproxy))
+    assert any(expected in p for p in problems), problems
+
+
+# --- what the rendered files say: only the chosen database, storage, store and scheduler ---------
+
+
+@pytest.fixture(scope="module")
+def memcached_project(renderer, tmp_path_factory) -> Path:
+    return _render(
+        renderer, tmp_path_factory, "deploy-memcached", cache_backend="memcached",
+        database="postgresql", storage_provider="local", scheduler="cronjob",
+    )  # fmt: skip
+
+
+def test_rendered_files_name_only_what_the_answers_chose(
+    project: Path, storage_projects: dict[str, Path], memcached_project: Path
+) -> None:
+    """No migration Job or database budget without a database, no "S3-compatible" in an Azure
+    chart, no Redis URL with Memcached, no heading twice (the tier 1 run checks every
+    combination the same way)."""
+    for tree in [project, memcached_project, *storage_projects.values()]:
+        assert wording_problems(tree) == [], tree
+        assert markdown_problems(tree) == [], tree
+    for tree in storage_projects.values():  # database none
+        assert not list(tree.glob("deploy/helm/*/templates/migration-job.yaml"))
+        values = yaml.safe_load(next(tree.glob("deploy/helm/*/values.yaml")).read_text())
+        assert "migration" not in values
+
+
+def _append(rel: str, text: str) -> Callable[[Path], None]:
+    def edit(tree: Path) -> None:
+        path = next(tree.glob(rel))
+        path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+    return edit
+
+
+WORDING_DEFECTS = {
+    "migration-without-database": (
+        "s3",
+        _append("deploy/helm/*/values.yaml", "migration:\n  enabled: false\n"),
+        "names a database",
+    ),
+    "s3-wording-in-azure": (
+        "azure",
+        _append("deploy/helm/*/README.md", "\nAn S3-compatible endpoint.\n"),
+        "names another storage provider",
+    ),
+    "bucket-in-local": (
+        "local",
+        _append("deploy/helm/*/templates/NOTES.txt", "\nFiles go to the bucket.\n"),
+        "names object storage",
+    ),
+    "redis-with-memcached": (
+        "memcached",
+        _append("compose.yaml", "# STORE_URL=redis://store:6379/0\n"),
+        "names another store",
+    ),
+    "celery-with-inprocess": (
+        "gcs",
+        _append("deploy/helm/*/values.yaml", "# Celery runs the jobs.\n"),
+        "names another scheduler",
+    ),
+    "heading-twice": (
+        "s3",
+        _append("deploy/helm/*/README.md", "\n## Availability\n\nAgain.\n"),
+        "heading 'Availability' twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", WORDING_DEFECTS, ids=str)
+def test_each_wording_defect_is_reported(
+    storage_projects: dict[str, Path], memcached_project: Path, tmp_path: Path, defect: str
+) -> None:
+    which, edit, expected = WORDING_DEFECTS[defect]
+    source = memcached_project if which == "memcached" else storage_projects[which]
+    tree = tmp_path / "tree"
+    shutil.copytree(source, tree)
+    edit(tree)
+    problems = wording_problems(tree) + markdown_problems(tree)
+    assert any(expected in p for p in problems), problems
+
+
+def test_headings_in_code_blocks_are_not_headings() -> None:
+    text = "# A\n\n```bash\n# A comment\n# A\n```\n\n## B\n"
+    assert duplicate_headings(text) == []
+    assert duplicate_headings(text + "\n## b\n") == ["b"]
+
+
+# --- the dependency bot: Dependabot on GitHub, Renovate on GitLab -------------------------------
+
+
+def _bot_trees(renderer, tmp_path_factory) -> dict[str, Path]:
+    return {
+        f"{ci}-{target}": _render(
+            renderer, tmp_path_factory, f"deploy-bot-{ci}-{target}",
+            ci_provider=ci, deployment_target=target,
+        )
+        for ci in ("github", "gitlab")
+        for target in ("kubernetes", "compose")
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bot_trees(renderer, tmp_path_factory) -> dict[str, Path]:
+    return _bot_trees(renderer, tmp_path_factory)
+
+
+def test_each_provider_renders_its_dependency_bot(bot_trees: dict[str, Path]) -> None:
+    """Dependabot for GitHub, Renovate for GitLab: schema-valid, covering uv, Docker, Compose,
+    the pipeline, and the chart only where there is one."""
+    for label, tree in bot_trees.items():
+        chart = next(tree.glob("deploy/helm/*"), None)
+        assert dependency_bot_problems(tree, chart) == [], label
+        assert wording_problems(tree) == [], label
+    github = yaml.safe_load((bot_trees["github-kubernetes"] / ".github/dependabot.yml").read_text())
+    assert {u["package-ecosystem"] for u in github["updates"]} == {
+        "uv", "docker", "docker-compose", "github-actions", "helm",
+    }  # fmt: skip
+    assert not (bot_trees["github-kubernetes"] / ".gitlab").exists()
+    assert not (bot_trees["gitlab-compose"] / ".github").exists()
+
+
+BOT_DEFECTS = {
+    "no-dependabot": ("github-kubernetes", ".github/dependabot.yml", None, "no .github/dependabot"),
+    "dependabot-without-uv": (
+        "github-kubernetes", ".github/dependabot.yml",
+        lambda t: t.replace("package-ecosystem: uv", "package-ecosystem: pip"),
+        "does not update [('uv', '/')]",
+    ),
+    "dependabot-schema": (
+        "github-compose", ".github/dependabot.yml",
+        lambda t: t.replace("interval: weekly", "interval: fortnightly", 1),
+        "dependabot schema",
+    ),
+    "no-renovate": ("gitlab-compose", ".gitlab/renovate.json", None, "no .gitlab/renovate.json"),
+    "renovate-without-helm": (
+        "gitlab-kubernetes", ".gitlab/renovate.json",
+        lambda t: t.replace(', "helmv3", "helm-values"', ""),
+        "does not enable the managers ['helm-values', 'helmv3']",
+    ),
+    "renovate-schema": (
+        "gitlab-kubernetes", ".gitlab/renovate.json",
+        lambda t: t.replace('"enabled": true', '"enabled": "yes"'),
+        "renovate schema",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("defect", BOT_DEFECTS, ids=str)
+def test_each_dependency_bot_defect_is_reported(
+    bot_trees: dict[str, Path], tmp_path: Path, defect: str
+) -> None:
+    which, rel, edit, expected = BOT_DEFECTS[defect]
+    tree = tmp_path / "tree"
+    shutil.copytree(bot_trees[which], tree)
+    path = tree / rel
+    if edit is None:
+        path.unlink()
+    else:
+        edited = edit(path.read_text())
+        assert edited != path.read_text(), f"{defect}: the edit no longer applies"
+        path.write_text(edited)
+    problems = dependency_bot_problems(tree, next(tree.glob("deploy/helm/*"), None))
     assert any(expected in p for p in problems), problems

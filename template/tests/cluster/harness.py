@@ -140,6 +140,8 @@ frontend cluster
 
 backend replicas
     balance roundrobin
+    # As in deploy/compose/haproxy.cfg: only safe methods are sent again once a replica got them.
+    http-request disable-l7-retry if !METH_GET !METH_OPTIONS
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter {HEALTH_CHECK_INTERVAL_MS}ms fall 1 rise 1

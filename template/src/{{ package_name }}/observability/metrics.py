@@ -1,9 +1,11 @@
 """Prometheus metrics for HTTP traffic, served at ``/metrics``.
 
 Labels use the route template (``/items/{item_id}``), never the raw path, so cardinality stays
-bounded; unmatched paths share one label. Probe and metrics requests are not counted: they would
-drown the real traffic. One server process per container keeps the numbers consistent between
-scrapes (no per-worker counters jumping around).
+bounded; unmatched paths share one label. Routes the framework adds itself (``/docs``,
+``/openapi.json``) carry no route object in the scope, only their endpoint: they are labelled
+with the path of the route that owns that endpoint. Probe and metrics requests are not counted:
+they would drown the real traffic. One server process per container keeps the numbers
+consistent between scrapes (no per-worker counters jumping around).
 """
 
 import time
@@ -26,6 +28,18 @@ DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 IN_PROGRESS = Gauge("http_requests_in_progress", "HTTP requests being handled.", ["method"])
+
+
+def endpoint_route(scope: Scope) -> str | None:
+    """The path of the app's route whose endpoint handled the request, if any."""
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    for route in getattr(app, "routes", ()):
+        if getattr(route, "endpoint", None) is endpoint:
+            return getattr(route, "path", None)
+    return None
 
 
 def render_latest() -> tuple[bytes, str]:
@@ -60,6 +74,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             IN_PROGRESS.labels(method).dec()
-            route = self.resolve_route(scope) or UNMATCHED_ROUTE
+            route = self.resolve_route(scope) or endpoint_route(scope) or UNMATCHED_ROUTE
             REQUESTS.labels(method, route, str(status)).inc()
             DURATION.labels(method, route).observe(time.perf_counter() - began)

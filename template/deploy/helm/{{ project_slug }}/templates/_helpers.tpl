@@ -40,7 +40,7 @@ app.kubernetes.io/name: {{ include "app.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Selector of one component's pods (web, migrate, ...). Call with (dict "root" . "component" "web"). */}}
+{{/* Selector of one component's pods (web, worker, ...). Call with (dict "root" . "component" "web"). */}}
 {{- define "app.componentSelector" -}}
 {{ include "app.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
@@ -60,6 +60,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+{{- end }}
+
+{{/*
+Pull policy: the one set, else IfNotPresent for a digest (a digest names one immutable image,
+so the node's copy is the same image) and Always for a tag (a tag can be moved).
+*/}}
+{{- define "app.pullPolicy" -}}
+{{- .Values.image.pullPolicy | default (ternary "IfNotPresent" "Always" (not (empty .Values.image.digest))) }}
 {{- end }}
 
 {{/* The container port: the service's own PORT setting. */}}
@@ -138,7 +146,7 @@ terminationGracePeriodSeconds: {{ .terminationGracePeriodSeconds }}
 containers:
   - name: {{ .component }}
     image: {{ include "app.image" $root | quote }}
-    imagePullPolicy: {{ $values.image.pullPolicy }}
+    imagePullPolicy: {{ include "app.pullPolicy" $root }}
     args:
       {{- toYaml .args | nindent 6 }}
     envFrom:
