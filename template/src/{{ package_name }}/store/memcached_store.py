@@ -42,8 +42,10 @@ class MemcachedStore:
         # created with ``add`` (a no-op when another client created it first), then counted.
         def count() -> int | None:
             if amount >= 0:
-                return self._client.incr(key, amount, noreply=False)
-            return self._client.decr(key, -amount, noreply=False)  # memcached floors at 0
+                value: int | None = self._client.incr(key, amount, noreply=False)
+            else:
+                value = self._client.decr(key, -amount, noreply=False)  # floors at 0
+            return value
 
         for _ in range(3):
             value = await self._run("incr", count)
