@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
+from .security.csrf import parse_origins
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
 # Read in development only, from the working directory, as `docker compose` and most tools do.
@@ -147,9 +148,32 @@ class Settings(EnvironmentSettings):
     demo_username: str = "demo"
     demo_password: SecretStr | None = None
 
+    # Login throttling (security/throttle.py): failed attempts counted in the shared store, per
+    # account and per client address, in fixed windows; over the limit a login gets 429.
+    login_account_max_failures: int = Field(default=10, ge=1)
+    login_account_window_seconds: int = Field(default=900, ge=1, le=30 * 24 * 3600)
+    login_client_max_failures: int = Field(default=100, ge=1)
+    login_client_window_seconds: int = Field(default=900, ge=1, le=30 * 24 * 3600)
+
+    # Browser protections (security/): origins, besides the service's own, whose pages may send
+    # cookie-carrying POST/PUT/PATCH/DELETE (comma-separated scheme://host[:port]); and HSTS,
+    # off (0) by default because TLS ends at the ingress, which should send it.
+    csrf_trusted_origins: str = ""
+    hsts_max_age_seconds: int = Field(default=0, ge=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     request_id_header: str = "X-Request-ID"
+
+    @field_validator("csrf_trusted_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # a ValueError names the entry that is not an origin
+        return value
+
+    @property
+    def trusted_origins(self) -> frozenset[str]:
+        return parse_origins(self.csrf_trusted_origins)
 
     @property
     def is_production(self) -> bool:

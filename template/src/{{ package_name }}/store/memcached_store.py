@@ -37,6 +37,23 @@ class MemcachedStore:
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._run("set", lambda: self._client.set(key, value, expire=ttl_seconds))
 
+    async def incr(self, key: str, amount: int, ttl_seconds: int) -> int:
+        # incr/decr are atomic on the server and keep the item's expiry; a missing item is
+        # created with ``add`` (a no-op when another client created it first), then counted.
+        def count() -> int | None:
+            if amount >= 0:
+                value: int | None = self._client.incr(key, amount, noreply=False)
+            else:
+                value = self._client.decr(key, -amount, noreply=False)  # floors at 0
+            return value
+
+        for _ in range(3):
+            value = await self._run("incr", count)
+            if value is not None:
+                return int(value)
+            await self._run("add", lambda: self._client.add(key, b"0", ttl_seconds, noreply=False))
+        raise StoreUnavailable(f"memcached incr failed: {key} vanished three times in a row")
+
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._run("delete", lambda: self._client.delete_many(list(keys)))

@@ -22,6 +22,14 @@ class MemoryStore:
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         self._items[key] = (value, time.monotonic() + ttl_seconds)
 
+    async def incr(self, key: str, amount: int, ttl_seconds: int) -> int:
+        # No await between the read and the write: atomic within the event loop.
+        current = await self.get(key)
+        expires_at = self._items[key][1] if current is not None else time.monotonic() + ttl_seconds
+        value = int(current or b"0") + amount
+        self._items[key] = (str(value).encode(), expires_at)
+        return value
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._items.pop(key, None)

@@ -28,6 +28,18 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis SET failed: {exc}") from exc
 
+    async def incr(self, key: str, amount: int, ttl_seconds: int) -> int:
+        # One MULTI: the key is created with its TTL only when missing (SET NX keeps an existing
+        # window's expiry), then INCRBY, which never touches the TTL.
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, ex=ttl_seconds, nx=True)
+                pipe.incrby(key, amount)
+                _, value = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis INCRBY failed: {exc}") from exc
+        return int(value)
+
     async def delete(self, *keys: str) -> None:
         if not keys:
             return

@@ -1,7 +1,7 @@
 """Example session routes: log in (rotating the session ID), who am I, log out.
 
 The one account comes from DEMO_USERNAME / DEMO_PASSWORD. Replace it with your identity provider
-and keep the pattern: rotate on login, end on logout.
+and keep the pattern: throttle before checking credentials, rotate on login, end on logout.
 """
 
 import hmac
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from ..config import Settings
+from ..security import LoginThrottle, LoginThrottled
 from ..sessions import Session
 
 router = APIRouter(prefix="/session", tags=["session"])
@@ -39,10 +40,22 @@ async def login(credentials: Credentials, session: SessionDep, request: Request)
     expected = settings.demo_password_value()
     if expected is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "demo login is disabled")
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    try:
+        # Counted before the check: a right password is refused too while throttled.
+        attempt = await throttle.attempt(credentials.username, client)
+    except LoginThrottled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many login attempts",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
     valid_user = hmac.compare_digest(credentials.username, settings.demo_username)
     valid_password = hmac.compare_digest(credentials.password.encode(), expected.encode())
     if not (valid_user and valid_password):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid credentials")
+    await attempt.succeeded()
     session.rotate()  # a new ID at privilege change: an ID known before login is worthless after
     session["user"] = credentials.username
     return Identity(user=credentials.username)

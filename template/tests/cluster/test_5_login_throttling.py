@@ -1,0 +1,64 @@
+"""5. Login throttling: wrong passwords spread over every replica hit one limit, not one each."""
+
+import importlib
+import secrets
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+
+from ..conftest import SERVICE_PACKAGE
+from .harness import Cluster
+
+pytestmark = pytest.mark.cluster
+CONCURRENCY = 12
+
+
+def default(setting: str) -> int:
+    """The limit every replica runs with (the suite keeps the service's defaults)."""
+    settings = importlib.import_module(f"{SERVICE_PACKAGE}.config").Settings
+    value: int = settings.model_fields[setting].default
+    return value
+
+
+def spread(cluster: Cluster, attempts: list[tuple[str, str]]) -> tuple[Counter[int], set[str]]:
+    """Wrong-password logins, as (username, client address), sent at once through the balancer.
+    The replicas trust the balancer's X-Forwarded-For, so each attempt comes from its address."""
+    url = cluster.balancer.base_url + "/session/login"
+
+    def send(client: httpx2.Client, username: str, address: str) -> httpx2.Response:
+        credentials = {"username": username, "password": secrets.token_urlsafe(8)}
+        return client.post(url, json=credentials, headers={"X-Forwarded-For": address})
+
+    with httpx2.Client(timeout=10) as client, ThreadPoolExecutor(CONCURRENCY) as pool:
+        responses = list(pool.map(lambda a: send(client, *a), attempts))
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+    statuses = Counter(r.status_code for r in responses)
+    return statuses, {r.headers.get("x-served-by", "?") for r in responses}
+
+
+def test_one_account_guessed_from_many_addresses_is_limited_globally(cluster: Cluster) -> None:
+    limit = default("login_account_max_failures")
+    account = f"victim-{secrets.token_hex(4)}"
+    attempts = [(account, f"198.51.100.{i % 250 + 1}") for i in range(limit * 4)]
+    statuses, served_by = spread(cluster, attempts)
+    assert served_by == {r.name for r in cluster.replicas}, f"not every replica: {served_by}"
+    assert statuses == {401: limit, 429: len(attempts) - limit}, (
+        f"login throttling per account does not hold across replicas: {dict(statuses)} for "
+        f"{len(attempts)} attempts, limit {limit}"
+    )
+
+
+def test_one_address_trying_many_accounts_is_limited_globally(cluster: Cluster) -> None:
+    limit = default("login_client_max_failures")
+    address = f"203.0.113.{secrets.randbelow(250) + 1}"
+    attempts = [(f"user-{secrets.token_hex(6)}", address) for _ in range(limit + 30)]
+    statuses, served_by = spread(cluster, attempts)
+    assert served_by == {r.name for r in cluster.replicas}, f"not every replica: {served_by}"
+    assert statuses == {401: limit, 429: len(attempts) - limit}, (
+        f"login throttling per client does not hold across replicas: {dict(statuses)} for "
+        f"{len(attempts)} attempts, limit {limit}"
+    )
