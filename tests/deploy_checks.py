@@ -684,6 +684,8 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
     refused with the arithmetic in the message."""
     values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
     if "database" not in values:
+        if "DB_POOL_SIZE" in values.get("config", {}):
+            return ["a chart with PostgreSQL declares no database.maxConnections budget"]
         return []
     problems = []
     total, limit = connection_budget(values)

@@ -2,7 +2,8 @@
 
 pymemcache closes a connection on any timeout or error, so a late answer can never be read as the
 reply to a later command (a risk with clients that leave cancelled connections in their pool).
-Memcached evicts under memory pressure and keeps nothing across restarts: sessions can be lost.
+Memcached keeps nothing across restarts, and evicts under memory pressure unless started with
+``-M`` (as Compose runs it): sessions can be lost.
 """
 
 import asyncio
