@@ -659,6 +659,53 @@ def value_paths(values: Any, prefix: str = "") -> list[str]:
     return [prefix]
 
 
+def connection_budget(values: Mapping[str, Any]) -> tuple[int, int]:
+    """The worst-case PostgreSQL connections of a release and what the database accepts, computed
+    here independently of the chart's own arithmetic (templates/_helpers.tpl)."""
+    database, config = values["database"], values.get("config", {})
+    autoscaling = values.get("autoscaling", {})
+    replicas = int(
+        autoscaling["maxReplicas"] if autoscaling.get("enabled") else values["replicaCount"]
+    )
+    surge = str(values.get("rollingUpdate", {}).get("maxSurge", "25%"))
+    surge_pods = -(-replicas * int(surge[:-1]) // 100) if surge.endswith("%") else int(surge)
+    pods = replicas + surge_pods
+    app = pods * (int(config.get("DB_POOL_SIZE", 5)) + int(config.get("DB_MAX_OVERFLOW", 5)))
+    locks = (pods + len(values.get("cronJobs") or {})) * int(
+        database.get("lockConnectionsPerProcess", 0)
+    )
+    migration = 2 if values.get("migration", {}).get("enabled") else 0
+    total = app + locks + migration + int(database.get("extraConnections", 0))
+    return total, int(database["maxConnections"]) - int(database["reservedConnections"])
+
+
+def chart_connection_budget_problems(chart: Path) -> list[str]:
+    """With PostgreSQL, the defaults fit the declared database, and values over the budget are
+    refused with the arithmetic in the message."""
+    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    if "database" not in values:
+        if "DB_POOL_SIZE" in values.get("config", {}):
+            return ["a chart with PostgreSQL declares no database.maxConnections budget"]
+        return []
+    problems = []
+    total, limit = connection_budget(values)
+    if total > limit:
+        problems.append(f"default values open {total} database connections > {limit}")
+    over = _merge(values, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
+    over_total, _ = connection_budget(over)
+    try:
+        render_chart(chart, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
+    except Exception as error:
+        expected = f"{over_total} connections > database.maxConnections"
+        if expected not in str(error) or "DB_POOL_SIZE + DB_MAX_OVERFLOW" not in str(error):
+            problems.append(f"over-budget values refused without the arithmetic: {error}")
+    else:
+        problems.append(
+            f"values with {over_total} database connections > {limit} render: must be refused"
+        )
+    return problems
+
+
 def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
     """Every chart check; returns problems and the default manifests (for checkov)."""
     import helm_python as helm
@@ -697,6 +744,7 @@ def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
             if m.get("severity", 0) >= 2
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
+    problems += chart_connection_budget_problems(chart)
     values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
     readme = (
         (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""
@@ -803,6 +851,33 @@ def compose_job_problems(services: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def compose_store_problems(services: Mapping[str, Any]) -> list[str]:
+    """The shared store holds the sessions: it runs with a memory bound and never evicts (Redis
+    and Valkey: ``--maxmemory`` + ``--maxmemory-policy noeviction``; Memcached: ``-m`` + ``-M``)."""
+    store = services.get("store")
+    if store is None:
+        return ["compose.yaml has no store service"]
+    command = [str(word) for word in store.get("command") or []]
+
+    def value_after(flag: str) -> str | None:
+        return (
+            command[command.index(flag) + 1]
+            if command.count(flag) == 1 and command[-1] != flag
+            else None
+        )
+
+    if "memcached" in str(store.get("image", "")):
+        if "-M" not in command or not value_after("-m"):
+            return ["store: memcached runs without -m <MB> and -M (it evicts sessions when full)"]
+        return []
+    problems = []
+    if not value_after("--maxmemory"):
+        problems.append("store: no --maxmemory bound (the store grows until the host kills it)")
+    if value_after("--maxmemory-policy") != "noeviction":
+        problems.append("store: --maxmemory-policy is not noeviction (sessions can be evicted)")
+    return problems
+
+
 def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     compose = yaml.safe_load(Path(compose_path).read_text(encoding="utf-8"))
     problems = schema_problems(compose, "compose-spec")
@@ -831,6 +906,7 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
             problems.append("app migrates at start")
     problems += compose_storage_problems(compose, app)
     problems += compose_job_problems(services)
+    problems += compose_store_problems(services)
     shutdown = float(env.get("SHUTDOWN_DRAIN_SECONDS", 5)) + float(
         env.get("SHUTDOWN_GRACE_SECONDS", 20)
     )

@@ -17,9 +17,12 @@ from deploy_checks import (
     NEWEST_KUBERNETES,
     OLDEST_KUBERNETES,
     Artifacts,
+    chart_connection_budget_problems,
     check_chart,
     check_compose,
     check_workflow,
+    compose_store_problems,
+    connection_budget,
     dependency_bot_problems,
     duplicate_headings,
     image_smoke_script,
@@ -235,6 +238,31 @@ def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_
     assert "does not document values ['undocumentedKnob']" in problems
 
 
+def test_connection_budget_fits_by_default_and_is_enforced(artifacts: Artifacts, tmp_path) -> None:
+    """PostgreSQL's default max_connections holds the defaults; without the chart's check, values
+    over the budget would render, and the check reports it."""
+    chart = _copy_chart(artifacts, tmp_path)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    total, limit = connection_budget(values)
+    assert (total, limit) == (54, 97)  # 13 pods x (3 + 1) + 2 (migration) <= 100 - 3
+    assert chart_connection_budget_problems(chart) == []
+    configmap = chart / "templates/configmap.yaml"
+    configmap.write_text(
+        configmap.read_text().replace('{{- include "app.checkConnectionBudget" . }}\n', "")
+    )
+    problems = chart_connection_budget_problems(chart)
+    assert any("render: must be refused" in p for p in problems), problems
+
+
+def test_memcached_store_without_a_bound_or_with_eviction_is_reported() -> None:
+    def store(*command: str) -> dict[str, Any]:
+        return {"store": {"image": "memcached:1.6-alpine", "command": list(command)}}
+
+    assert compose_store_problems(store("memcached", "-m", "256", "-M")) == []
+    assert compose_store_problems(store("memcached", "-m", "256"))  # evicts when full
+    assert compose_store_problems(store("memcached", "-M"))  # default 64 MB, unstated
+
+
 def _edited_yaml(path: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> str:
     document = yaml.safe_load(path.read_text())
     edit(document)
@@ -262,6 +290,16 @@ COMPOSE_DEFECTS = {
         "stop_grace_period is shorter",
     ),
     "schema": (lambda c: c["services"]["lb"].update({"ports": 8080}), "compose-spec schema"),
+    "store-unbounded": (
+        lambda c: c["services"]["store"].pop("command"),
+        "store: no --maxmemory bound",
+    ),
+    "store-evicts": (
+        lambda c: c["services"]["store"].update(
+            command=["redis-server", "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"]
+        ),
+        "--maxmemory-policy is not noeviction",
+    ),
     "slots-not-replicas": (
         lambda c: c["services"]["lb"]["environment"].update({"APP_REPLICAS": "10"}),
         "the balancer's slots (APP_REPLICAS=10) are not app's replicas",

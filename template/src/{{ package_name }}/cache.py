@@ -4,9 +4,14 @@ Values are serialized as JSON, never pickled: a shared store is written by every
 other versions of the service during a rolling update), and unpickling its contents would run code.
 There is deliberately no in-process layer: a value cached in one replica's memory goes stale the
 moment another replica changes it.
+
+``get_or_compute`` takes a lease before it computes (``add`` of a marker) and stores its result
+only over its own lease (compare-and-set): a ``delete`` or ``set`` that lands while it computes
+removes or replaces the lease, so a value computed from old data never overwrites the newer state.
 """
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +19,11 @@ from .store import KeyValueStore
 
 # Memcached reads a TTL above 30 days as an absolute Unix time; keep every TTL below it.
 MAX_TTL_SECONDS = 30 * 24 * 3600
+
+# The longest a computation holds its lease; a computation that takes longer is not cached.
+LEASE_SECONDS = 30
+# A lease is not JSON, so no cached value can be mistaken for one.
+_LEASE_PREFIX = b"\x00lease:"
 
 JSONValue = Any
 
@@ -28,7 +38,9 @@ class Cache:
 
     async def get(self, key: str) -> JSONValue | None:
         raw = await self._store.get(self._key(key))
-        return None if raw is None else json.loads(raw)
+        if raw is None or raw.startswith(_LEASE_PREFIX):
+            return None
+        return json.loads(raw)
 
     async def set(self, key: str, value: JSONValue, ttl_seconds: int) -> None:
         if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
@@ -44,11 +56,20 @@ class Cache:
         """The cached value, or compute, store and return it. The flag says whether it was cached.
 
         ``None`` is not cacheable (it means "missing"): wrap it if you need to cache absence.
+        While another caller holds the lease, the value is computed but not stored.
         """
-        cached = await self.get(key)
-        if cached is not None:
-            return cached, True
+        if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+            raise ValueError(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+        store_key = self._key(key)
+        raw = await self._store.get(store_key)
+        if raw is not None and not raw.startswith(_LEASE_PREFIX):
+            return json.loads(raw), True
+        lease = _LEASE_PREFIX + secrets.token_hex(16).encode()
+        leased = raw is None and await self._store.add(
+            store_key, lease, min(LEASE_SECONDS, ttl_seconds)
+        )
         value = await compute()
-        if value is not None:
-            await self.set(key, value, ttl_seconds)
+        if value is not None and leased:
+            encoded = json.dumps(value).encode()
+            await self._store.compare_and_set(store_key, lease, encoded, ttl_seconds)
         return value, False

@@ -6,6 +6,8 @@
   per tick. The rollup is written together with its idempotency key and fencing token in one
   atomic step, refused for a key that already has one or for a token older than the newest
   one that wrote, so neither a double start nor a holder that lost its lock doubles it.
+- Run records are fenced the same way: a record is written only over one with an older or equal
+  fencing token.
 
 One module per backend, like the locks: ``redis_ledger``, ``postgres_ledger``, ``memory_ledger``.
 """
@@ -73,8 +75,10 @@ class Rollup:
 
 
 class JobLedger(Protocol):
-    async def save_run(self, run: RunRecord) -> None:
-        """Store the run under its idempotency key and make it the job's last run."""
+    async def save_run(self, run: RunRecord) -> bool:
+        """Store the run under its idempotency key and make it the job's last run; refused
+        (False) when a newer fencing token already wrote that key, so a holder that lost its
+        lock without noticing never overwrites the record of the holder that replaced it."""
         ...
 
     async def get_run(self, idempotency_key: str) -> RunRecord | None: ...

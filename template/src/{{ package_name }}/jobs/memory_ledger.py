@@ -12,9 +12,13 @@ class MemoryLedger:
         self._rollups: dict[str, dict[str, Rollup]] = {}
         self._fence: dict[str, int] = {}
 
-    async def save_run(self, run: RunRecord) -> None:
+    async def save_run(self, run: RunRecord) -> bool:
+        stored = self._runs.get(run.idempotency_key)
+        if stored is not None and stored.fencing_token > run.fencing_token:
+            return False
         self._runs[run.idempotency_key] = run
         self._last[run.job] = run.idempotency_key
+        return True
 
     async def get_run(self, idempotency_key: str) -> RunRecord | None:
         return self._runs.get(idempotency_key)

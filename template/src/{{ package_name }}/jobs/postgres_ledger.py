@@ -3,7 +3,8 @@
 Tables (created on first use, see ``locks.postgres_lock.JOBS_SCHEMA``): ``job_runs`` (one row
 per idempotency key, the record as JSON), ``job_event_counters``, ``job_rollups`` (primary key:
 the idempotency key) and ``job_fences`` (newest fencing token that wrote, per job). The rollup is
-one transaction: fence check, key insert, counter move.
+one transaction: fence check, key insert, counter move. A run record is written only over one
+with an older or equal fencing token (a conditional upsert).
 """
 
 import asyncio
@@ -20,6 +21,8 @@ LEDGER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Timeout
 SAVE_RUN = """
 INSERT INTO job_runs (idempotency_key, job, record, saved_at) VALUES ($1, $2, $3::jsonb, now())
 ON CONFLICT (idempotency_key) DO UPDATE SET record = EXCLUDED.record, saved_at = now()
+WHERE (job_runs.record ->> 'fencing_token')::bigint <= (EXCLUDED.record ->> 'fencing_token')::bigint
+RETURNING 1
 """
 PRUNE_RUNS = "DELETE FROM job_runs WHERE job = $1 AND saved_at < now() - make_interval(secs => $2)"
 LAST_RUN = "SELECT record FROM job_runs WHERE job = $1 ORDER BY saved_at DESC LIMIT 1"
@@ -72,16 +75,17 @@ class PostgresLedger:
         except LEDGER_ERRORS as exc:
             raise LockUnavailable(f"postgresql job ledger failed: {exc}") from exc
 
-    async def save_run(self, run: RunRecord) -> None:
+    async def save_run(self, run: RunRecord) -> bool:
         try:
             pool = await self._get_pool()
             async with pool.acquire() as connection, connection.transaction():
-                await connection.execute(
+                saved = await connection.fetchval(
                     SAVE_RUN, run.idempotency_key, run.job, json.dumps(run.to_json())
                 )
                 await connection.execute(PRUNE_RUNS, run.job, float(self._retention))
         except LEDGER_ERRORS as exc:
             raise LockUnavailable(f"postgresql run record failed: {exc}") from exc
+        return saved is not None
 
     async def get_run(self, idempotency_key: str) -> RunRecord | None:
         raw = await self._fetchval(

@@ -4,6 +4,7 @@ Keys, under ``<namespace>:jobs:``: ``run:<idempotency key>`` (JSON, expires afte
 ``last:<job>`` (key of the job's last run), ``events:pending`` / ``events:total`` (counters),
 ``rollups:<job>`` (hash: idempotency key -> rollup), ``fence:<job>`` (newest fencing token that
 wrote). The rollup is one Lua script: check key and token, move the pending count, record it.
+Saving a run is one script too: written only over a record with an older or equal fencing token.
 """
 
 import json
@@ -33,6 +34,17 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({events = pending, fencing_tok
 return pending
 """
 
+# KEYS: run record, job's last run. ARGV: record JSON, fencing token, retention, idempotency key.
+SAVE_RUN = """
+local stored = redis.call('GET', KEYS[1])
+if stored and tonumber(cjson.decode(stored)['fencing_token']) > tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
+return 1
+"""
+
 
 class RedisLedger:
     def __init__(self, client: Redis, namespace: str, retention_seconds: int) -> None:
@@ -40,20 +52,21 @@ class RedisLedger:
         self._prefix = f"{namespace}:jobs:"
         self._retention = retention_seconds
         self._rollup = client.register_script(ROLLUP)
+        self._save_run = client.register_script(SAVE_RUN)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    async def save_run(self, run: RunRecord) -> None:
+    async def save_run(self, run: RunRecord) -> bool:
+        keys = [self._key("run", run.idempotency_key), self._key("last", run.job)]
+        args: list[str | int] = [
+            json.dumps(run.to_json()),
+            run.fencing_token,
+            self._retention,
+            run.idempotency_key,
+        ]
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(
-                    self._key("run", run.idempotency_key),
-                    json.dumps(run.to_json()),
-                    ex=self._retention,
-                )
-                pipe.set(self._key("last", run.job), run.idempotency_key, ex=self._retention)
-                await pipe.execute()
+            return bool(await self._save_run(keys=keys, args=args))
         except (RedisError, OSError) as exc:
             raise LockUnavailable(f"redis run record failed: {exc}") from exc
 

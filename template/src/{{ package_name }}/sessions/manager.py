@@ -7,6 +7,10 @@
 - ``rotate()`` (call it on login) moves the data to a new ID and deletes the old record.
 - Expiry is enforced by the store's TTL. Sliding sessions are rewritten once past half their
   lifetime, so reading an unchanged session costs one store round trip, not two.
+- A session that is gone stays gone: every rewrite is a compare-and-set against the record as this
+  request loaded it, so a request that started before a logout, a rotation or the expiry cannot
+  write the record back. A change that meets a concurrent change of a live session is applied
+  again on the newer record; a refresh that meets one is skipped (the other write refreshed it).
 """
 
 import base64
@@ -19,9 +23,16 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..observability.logs import get_logger
 from ..store import KeyValueStore
 
+logger = get_logger(__name__)
+
 Expiry = Literal["sliding", "absolute"]
+
+# A change meeting concurrent changes is re-applied this many times before it is given up.
+MAX_WRITE_ATTEMPTS = 5
+_REMOVED = object()  # marks a key this request deleted
 
 
 class Session(MutableMapping[str, Any]):
@@ -33,9 +44,13 @@ class Session(MutableMapping[str, Any]):
         data: dict[str, Any] | None = None,
         created_at: float | None = None,
         refresh_at: float = 0.0,
+        version: bytes | None = None,
     ) -> None:
         self.id = session_id
         self._data = data or {}
+        # The record as loaded: the compare-and-set of the next write expects exactly this.
+        self.version = version
+        self._changes: dict[str, Any] = {}
         self.created_at = time.time() if created_at is None else created_at
         self.refresh_at = refresh_at
         self.modified = False
@@ -47,10 +62,12 @@ class Session(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[key] = value
+        self._changes[key] = value
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
+        self._changes[key] = _REMOVED
         self.modified = True
 
     def __iter__(self) -> Iterator[str]:
@@ -71,6 +88,16 @@ class Session(MutableMapping[str, Any]):
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
+
+    def reapply_on(self, newer: dict[str, Any]) -> None:
+        """Take ``newer`` (another request's write) as the base and apply this request's changes."""
+        data = dict(newer)
+        for key, value in self._changes.items():
+            if value is _REMOVED:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        self._data = data
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,7 @@ class SessionManager:
             record["data"],
             created_at=record["created_at"],
             refresh_at=record["refresh_at"],
+            version=raw,
         )
 
     async def save(self, session: Session) -> list[tuple[bytes, bytes]]:
@@ -143,30 +171,68 @@ class SessionManager:
             return []
         if not session and session.id is None:
             return []  # nothing worth a record
+        if session.id is None or session.rotate_requested:
+            return await self._save_new_id(session, now)
+        return await self._rewrite(session, session.id, now)
+
+    async def _save_new_id(self, session: Session, now: float) -> list[tuple[bytes, bytes]]:
+        """A new session, or a rotation: the old record must still exist to be carried over."""
         old_id = session.id
-        new_id = old_id
-        if old_id is None or session.rotate_requested:
-            new_id = secrets.token_urlsafe(32)
-            session.created_at = now
-        if new_id is None:  # unreachable: a session without an ID always gets one above
-            raise RuntimeError("session has no ID")
+        if old_id is not None and not await self.store.remove(self._record_key(old_id)):
+            # Ended (logout, another rotation, expiry) after this request loaded it: the data
+            # goes nowhere and the client's cookie names a session that no longer exists.
+            logger.info("session write dropped: the session ended meanwhile")
+            return []
+        new_id = secrets.token_urlsafe(32)
         session.id = new_id
+        session.created_at = now
         ttl = self._remaining_ttl(session, now)
-        if ttl <= 0:
-            await self.store.delete(self._record_key(new_id))
-            return [self._set_cookie("", max_age=0)]
         session.refresh_at = now + ttl / 2
+        # A fresh 256-bit ID: no other request can know it yet, so a plain write is safe.
+        await self.store.set(self._record_key(new_id), self._encode(session), ttl)
+        return [self._set_cookie(self.cookie_value(new_id))]
+
+    async def _rewrite(
+        self, session: Session, session_id: str, now: float
+    ) -> list[tuple[bytes, bytes]]:
+        """Change or refresh an existing record, only while it is the one this request saw."""
+        key = self._record_key(session_id)
+        expected = session.version
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            ttl = self._remaining_ttl(session, now)
+            if ttl <= 0:
+                await self.store.delete(key)
+                return [self._set_cookie("", max_age=0)]
+            refresh_at = now + ttl / 2
+            record = self._encode(session, refresh_at)
+            if expected is not None and await self.store.compare_and_set(
+                key, expected, record, ttl
+            ):
+                session.refresh_at = refresh_at
+                session.version = record
+                return []  # same cookie as before
+            current = await self.store.get(key)
+            if current is None:
+                logger.info("session write dropped: the session ended meanwhile")
+                return []
+            if not session.modified:
+                return []  # only a refresh, and another request has just rewritten the record
+            newer = json.loads(current)
+            session.reapply_on(newer["data"])
+            session.created_at = newer["created_at"]
+            expected = current
+        logger.warning(
+            "session write dropped: the record kept changing", attempts=MAX_WRITE_ATTEMPTS
+        )
+        return []
+
+    def _encode(self, session: Session, refresh_at: float | None = None) -> bytes:
         record = {
             "data": session.as_dict(),
             "created_at": session.created_at,
-            "refresh_at": session.refresh_at,
+            "refresh_at": session.refresh_at if refresh_at is None else refresh_at,
         }
-        await self.store.set(self._record_key(new_id), json.dumps(record).encode(), ttl)
-        if old_id is not None and old_id != new_id:
-            await self.store.delete(self._record_key(old_id))
-        if old_id == new_id:
-            return []  # same cookie as before
-        return [self._set_cookie(self.cookie_value(new_id))]
+        return json.dumps(record).encode()
 
     def _remaining_ttl(self, session: Session, now: float) -> int:
         if self.expiry == "absolute":

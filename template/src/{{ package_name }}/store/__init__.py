@@ -36,6 +36,24 @@ class KeyValueStore(Protocol):
 
     async def close(self) -> None: ...
 
+    # Conditional writes. A request that read a record before another request deleted it (logout,
+    # rotation, invalidation) must not write it back: these succeed only while the key is in the
+    # state the caller last saw, atomically on the server (docs/service/shared-state.md).
+
+    async def add(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        """Write only when the key is absent; False when it exists."""
+        ...
+
+    async def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl_seconds: int
+    ) -> bool:
+        """Write only when the key still holds ``expected``; False when it changed or is gone."""
+        ...
+
+    async def remove(self, key: str) -> bool:
+        """Delete the key; True only when this call deleted it (it was there)."""
+        ...
+
 
 _MODULE_BY_SCHEME = {
     "memory": "memory_store",

@@ -2,7 +2,8 @@
 
 pymemcache closes a connection on any timeout or error, so a late answer can never be read as the
 reply to a later command (a risk with clients that leave cancelled connections in their pool).
-Memcached evicts under memory pressure and keeps nothing across restarts: sessions can be lost.
+Memcached keeps nothing across restarts, and evicts under memory pressure unless started with
+``-M`` (as Compose runs it): sessions can be lost.
 """
 
 import asyncio
@@ -57,6 +58,30 @@ class MemcachedStore:
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._run("delete", lambda: self._client.delete_many(list(keys)))
+
+    # Conditional writes: add, gets + cas (the server's version of the item), delete's reply.
+
+    async def add(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        added = await self._run(
+            "add", lambda: self._client.add(key, value, expire=ttl_seconds, noreply=False)
+        )
+        return bool(added)
+
+    async def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl_seconds: int
+    ) -> bool:
+        def check_and_write() -> bool:
+            current, version = self._client.gets(key)
+            if current != expected or version is None:
+                return False
+            # cas refuses the write if anyone wrote or deleted the item since our gets.
+            return bool(self._client.cas(key, value, version, expire=ttl_seconds, noreply=False))
+
+        return await self._run("cas", check_and_write)
+
+    async def remove(self, key: str) -> bool:
+        removed = await self._run("delete", lambda: self._client.delete(key, noreply=False))
+        return bool(removed)
 
     async def ping(self) -> None:
         await self._run("version", self._client.version)

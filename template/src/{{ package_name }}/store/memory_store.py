@@ -34,6 +34,27 @@ class MemoryStore:
         for key in keys:
             self._items.pop(key, None)
 
+    # Conditional writes: one event loop, no await between check and write, so each is atomic.
+
+    async def add(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl_seconds)
+        return True
+
+    async def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl_seconds: int
+    ) -> bool:
+        if await self.get(key) != expected:
+            return False
+        await self.set(key, value, ttl_seconds)
+        return True
+
+    async def remove(self, key: str) -> bool:
+        present = await self.get(key) is not None
+        self._items.pop(key, None)
+        return present
+
     async def ping(self) -> None:
         return None
 

@@ -10,10 +10,20 @@ from redis.exceptions import RedisError
 
 from . import KeyValueStore, StoreUnavailable
 
+# One key per script (KEYS[1]), so it also runs on Redis Cluster. ARGV: expected, value, ttl.
+COMPARE_AND_SET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
 
 class RedisStore:
     def __init__(self, client: Redis) -> None:
         self._client = client
+        self._compare_and_set = client.register_script(COMPARE_AND_SET)
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -45,6 +55,29 @@ class RedisStore:
             return
         try:
             await self._client.delete(*keys)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis DEL failed: {exc}") from exc
+
+    # Conditional writes: SET NX, a compare-and-set script, DEL's count.
+
+    async def add(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        try:
+            return bool(await self._client.set(key, value, ex=ttl_seconds, nx=True))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis SET NX failed: {exc}") from exc
+
+    async def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl_seconds: int
+    ) -> bool:
+        try:
+            stored = await self._compare_and_set(keys=[key], args=[expected, value, ttl_seconds])
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis compare-and-set failed: {exc}") from exc
+        return bool(stored)
+
+    async def remove(self, key: str) -> bool:
+        try:
+            return bool(await self._client.delete(key))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis DEL failed: {exc}") from exc
 
