@@ -240,6 +240,13 @@ def test_the_templates_own_workflow_keeps_the_same_rules() -> None:
 # --- storage: every provider's chart and Compose file --------------------------------------------
 
 
+def test_trees_of_the_same_name_are_refused(tmp_path: Path) -> None:
+    """The report is keyed by tree name: two trees named alike would report as one."""
+    trees = [tmp_path / "a" / "project", tmp_path / "b" / "project"]
+    with pytest.raises(ValueError, match="distinct names"):
+        run_deploy_checks(trees)
+
+
 def test_every_storage_provider_passes_the_deployment_checks(projects: Projects) -> None:
     storage_projects = projects.some(STORAGE_PROVIDERS)
     report = run_deploy_checks(storage_projects.values())

@@ -49,7 +49,12 @@ def _compose_job(args: tuple[str, str | None]) -> list[str]:
 
 
 def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> DeployReport:
+    """The problems of each tree, by its directory name (which must be unique)."""
     found = [Artifacts.find(tree) for tree in trees]
+    names = [a.tree.name for a in found]
+    if len(set(names)) != len(names):
+        # The report is keyed by name: a second tree of the same name would hide the first.
+        raise ValueError(f"trees must have distinct names, not {sorted(names)}")
     charts: dict[str, tuple[str, list[str]]] = {}
     composes: dict[str, tuple[str, str | None]] = {}
     workflows: dict[str, str] = {}
