@@ -35,31 +35,24 @@ for name, value in spec["secrets"].items():
     (secrets_dir / name).write_text(value + "\\n")
 os.environ["SECRETS_DIR"] = str(secrets_dir)
 config = importlib.import_module(f"{package}.config")
+
+
+def feature(module):
+    try:
+        return importlib.import_module(f"{package}.{module}")
+    except ModuleNotFoundError:
+        return None
+
+
 try:
     settings = config.load_settings()
-    try:
-        database = importlib.import_module(f"{package}.db.settings")
-    except ModuleNotFoundError:
-        database = None
-    if database is not None:
+    if database := feature("db.settings"):
         database.DatabaseSettings.load(settings)
-    try:
-        storage = importlib.import_module(f"{package}.storage.settings")
-    except ModuleNotFoundError:
-        storage = None
-    if storage is not None:
+    if storage := feature("storage.settings"):
         storage.StorageSettings.load(settings)
-    try:
-        jobs = importlib.import_module(f"{package}.jobs.settings")
-    except ModuleNotFoundError:
-        jobs = None
-    if jobs is not None:
+    if jobs := feature("jobs.settings"):
         jobs_settings = jobs.JobsSettings.load(settings)
-        try:
-            celery = importlib.import_module(f"{package}.jobs.celery_app")
-        except ModuleNotFoundError:
-            celery = None
-        if celery is not None:
+        if celery := feature("jobs.celery_app"):
             celery.CelerySettings.load(settings, jobs_settings)
 except config.ConfigError as error:
     sys.exit(f"{spec['label']}: {error}")
