@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 from combinations import default_combination
 from helpers import require
+from servers import free_port, running, wait_until
 
 pytestmark = [pytest.mark.tier1]
 
@@ -74,14 +76,6 @@ class Replica:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def local_config(rendered: str, frontend_port: int, replicas: list[Replica]) -> str:
     servers = "\n".join(f"    server {r.name} 127.0.0.1:{r.port}" for r in replicas)
     text, count = re.subn(r"(?m)^\s*server-template .*$", servers, rendered)
@@ -101,18 +95,13 @@ def balancer(renderer, tmp_path: Path) -> Iterator[tuple[int, list[Replica]]]:
     project = renderer(default_combination().data, tmp_path / "project")
     rendered = (project / "deploy/compose/haproxy.cfg").read_text(encoding="utf-8")
     replicas = [Replica("app1"), Replica("app2")]
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(local_config(rendered, port, replicas), encoding="utf-8")
-    process = subprocess.Popen(
-        [haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     try:
-        wait_until(lambda: _get(port) is not None, what="haproxy answers")
-        yield port, replicas
+        with running([haproxy, "-db", "-f", str(cfg)], lambda: _get(port), "haproxy answers"):
+            yield port, replicas
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         for replica in replicas:
             if replica.thread.is_alive():
                 replica.stop()
@@ -128,15 +117,6 @@ def _get(port: int, method: str = "GET") -> tuple[int, str] | None:
         return result
     except OSError:
         return None
-
-
-def wait_until(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting until {what}")
 
 
 def served_by(port: int, requests: int) -> Counter[str]:
@@ -189,8 +169,6 @@ def test_a_slow_post_reaches_a_replica_exactly_once(balancer) -> None:
 
 
 def _show_stat(socket_path: Path) -> str:
-    import socket
-
     with socket.socket(socket.AF_UNIX) as client:
         client.connect(str(socket_path))
         client.sendall(b"show stat\n")
@@ -209,7 +187,7 @@ def test_the_balancer_has_a_slot_per_replica(renderer, tmp_path: Path, replicas:
     rendered = (project / "deploy/compose/haproxy.cfg").read_text(encoding="utf-8")
     socket_path = tmp_path / "haproxy.sock"
     text = rendered.replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
-    text = re.sub(r"(?m)^(\s*bind )\S+", rf"\g<1>127.0.0.1:{_free_port()}", text)
+    text = re.sub(r"(?m)^(\s*bind )\S+", rf"\g<1>127.0.0.1:{free_port()}", text)
     text = text.replace(" resolvers docker init-addr none", " init-addr none")
     text = re.sub(r"(?ms)^resolvers docker\n.*?\n\n", "", text)
     cfg = tmp_path / "haproxy.cfg"
@@ -217,11 +195,8 @@ def test_the_balancer_has_a_slot_per_replica(renderer, tmp_path: Path, replicas:
     refused = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert refused.returncode != 0 and "server-template" in refused.stderr, refused.stderr
     env = {"PATH": "/usr/bin:/bin", "APP_REPLICAS": str(replicas)}
-    process = subprocess.Popen(
-        [haproxy, "-db", "-f", str(cfg)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        wait_until(socket_path.exists, what="haproxy's stats socket")
+    command = [haproxy, "-db", "-f", str(cfg)]
+    with running(command, socket_path.exists, "haproxy's stats socket", env=env):
         wait_until(lambda: "app1," in _show_stat(socket_path), what="haproxy answers")
         servers = {
             line.split(",")[1]
@@ -229,6 +204,3 @@ def test_the_balancer_has_a_slot_per_replica(renderer, tmp_path: Path, replicas:
             if line.startswith("app,") and line.split(",")[1] != "BACKEND"
         }
         assert servers == {f"app{i}" for i in range(1, replicas + 1)}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -43,6 +42,7 @@ from pathlib import Path
 import pytest
 from combinations import default_combination
 from helpers import interpreter_for, require, uv_binary
+from servers import accepts_connections, answers_http, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -254,12 +254,6 @@ def offline_build_inputs(project: Path, uv: str, interpreter: str, work: Path) -
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def slow_tier_requested(config: pytest.Config) -> bool:
     """`-m slow` (or any marker expression naming slow without negating it), or
     TEMPLATE_TESTS_SLOW=1."""
@@ -284,25 +278,13 @@ def prerequisites(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def redis_url(prerequisites: None, tmp_path: Path) -> Iterator[str]:
-    port, pidfile = free_port(), tmp_path / "redis.pid"
-    subprocess.run(
-        [
-            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--dir", str(tmp_path), "--daemonize", "yes"),
-            *("--pidfile", str(pidfile)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    port = free_port()
+    command = [
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+        *("--appendonly", "no", "--dir", str(tmp_path)),
+    ]
+    with running(command, lambda: accepts_connections(port), "redis accepts connections"):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text().strip()), 15)
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -312,17 +294,6 @@ def http_get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-def wait_for(url: str, timeout: float = 60) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return http_get(url)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_default_image_builds_and_runs(
@@ -394,21 +365,9 @@ def object_storage(project: Path, uv: str, interpreter: str) -> Iterator[dict[st
     )
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    moto = subprocess.Popen(
-        [
-            str(project / ".venv/bin/python"),
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(endpoint + "/moto-api/")
+    moto = [str(project / ".venv/bin/python"), "-m", "moto.server"]
+    moto += ["-H", "127.0.0.1", "-p", str(port)]
+    with running(moto, lambda: answers_http(endpoint + "/moto-api/"), "moto answers", timeout=60):
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         opener.open(urllib.request.Request(endpoint + "/image-test", method="PUT"), timeout=10)
         yield {
@@ -418,9 +377,6 @@ def object_storage(project: Path, uv: str, interpreter: str) -> Iterator[dict[st
             "AWS_SECRET_ACCESS_KEY": "test-secret-key",
             "AWS_REGION": "us-east-1",
         }
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)
 
 
 def _run_and_stop(
@@ -444,7 +400,9 @@ def _run_and_stop(
         image,
     ).stdout.strip()
     try:
-        status, body = wait_for(f"http://127.0.0.1:{port}/livez")
+        livez = f"http://127.0.0.1:{port}/livez"
+        wait_until(lambda: answers_http(livez), "the container answers /livez", timeout=60)
+        status, body = http_get(livez)
         assert status == 200, body
         status, body = http_get(f"http://127.0.0.1:{port}/readyz")
         assert status == 200, f"/readyz {status}: {body}"

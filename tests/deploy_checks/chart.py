@@ -1,0 +1,521 @@
+"""The Helm chart: rendered for several value sets, validated against the oldest and newest
+Kubernetes, its invariants, the value sets it must refuse, and a README documenting every value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy_checks.common import (
+    KUBERNETES_VERSIONS,
+    MIN_SHUTDOWN_MARGIN_SECONDS,
+)
+
+PROBE_ROUTES = {"startupProbe": "/startupz", "livenessProbe": "/livez", "readinessProbe": "/readyz"}
+_DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+# Non-default value sets: each must render, lint and validate, and keep the invariants.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fixed-replicas": {"autoscaling": {"enabled": False}, "replicaCount": 2},
+    "ingress-tls-digest": {
+        "image": {"digest": _DIGEST},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+            "hosts": [{"host": "svc.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+            "tls": [{"hosts": ["svc.example.com"], "secretName": "svc-tls"}],
+        },
+    },
+    "restricted": {
+        "networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]},
+        "podDisruptionBudget": {"minAvailable": "50%"},
+        "autoscaling": {"targetMemoryUtilizationPercentage": 80, "minReplicas": 4},
+        "topologySpread": {"whenUnsatisfiable": "DoNotSchedule"},
+    },
+    "long-shutdown-existing-account": {
+        "config": {"SHUTDOWN_GRACE_SECONDS": "50", "SHUTDOWN_DRAIN_SECONDS": "7.5"},
+        "terminationGracePeriodSeconds": 70,
+        "serviceAccount": {"create": False, "name": "existing"},
+        "existingSecret": "",
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "ca-bundle"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/extra", "readOnly": True}],
+    },
+}
+# Value sets the chart must refuse, and a text the refusal must contain.
+REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
+    "grace-below-budget": ({"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds"),
+    "drain-above-budget": ({"config": {"SHUTDOWN_DRAIN_SECONDS": "30"}}, "shutdownMarginSeconds"),
+    "writable-root": (
+        {"securityContext": {"readOnlyRootFilesystem": False}},
+        "readOnlyRootFilesystem",
+    ),
+    "root-user": ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
+    "unknown-value": ({"replicas": 3}, "replicas"),
+    "non-string-setting": ({"config": {"PORT": 8000}}, "PORT"),
+}
+
+# Storage value sets, by the kind of chart (storage_provider=local has `sharedStorage`; the
+# object storage providers have `networkPolicy.storageEgress`). Each must render and keep the
+# invariants, or be refused naming the value.
+_RESTRICTED_EGRESS = {"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}}
+STORAGE_VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
+    "local": {
+        "shared-existing-claim": {
+            "sharedStorage": {"existingClaim": "team-files", "keep": False},
+            "config": {"STORAGE_LOCAL_PATH": "/var/lib/files"},
+            **_RESTRICTED_EGRESS,
+        },
+        "local-development": {
+            "config": {"APP_ENV": "development", "STORAGE_LOCAL_SHARED": "false"},
+            "sharedStorage": {"enabled": False},
+        },
+    },
+    "object": {
+        "storage-tuned-restricted": {
+            "config": {
+                "STORAGE_PUBLIC_ENDPOINT_URL": "https://files.example.com",
+                "STORAGE_PART_SIZE_BYTES": "16777216",
+            },
+            **_RESTRICTED_EGRESS,
+        },
+    },
+}
+STORAGE_REFUSED_VALUE_SETS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
+    "local": {
+        "unshared-production": ({"sharedStorage": {"enabled": False}}, "sharedStorage"),
+        "no-shared-volume-values": ({"sharedStorage": None}, "sharedStorage"),
+        "undeclared-shared-directory": (
+            {"config": {"STORAGE_LOCAL_SHARED": "false"}},
+            "STORAGE_LOCAL_SHARED",
+        ),
+        "declared-but-not-mounted": (
+            {"config": {"APP_ENV": "development"}, "sharedStorage": {"enabled": False}},
+            "sharedStorage is disabled",
+        ),
+        "relative-storage-path": (
+            {"config": {"STORAGE_LOCAL_PATH": "files"}},
+            "STORAGE_LOCAL_PATH",
+        ),
+    },
+    "object": {
+        "no-bucket-in-production": ({"config": {"STORAGE_BUCKET": None}}, "STORAGE_BUCKET"),
+        "invalid-bucket-name": ({"config": {"STORAGE_BUCKET": "My_Bucket"}}, "STORAGE_BUCKET"),
+        "local-volume-on-object-storage": ({"sharedStorage": {"enabled": True}}, "sharedStorage"),
+    },
+}
+
+
+def storage_kind(default_values: Mapping[str, Any]) -> str:
+    """ "local" for a chart with the shared files volume, else "object" (a bucket)."""
+    return "local" if "sharedStorage" in default_values else "object"
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def render_chart(chart: Path, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The manifests of the chart for these values (NOTES.txt and empty templates left out)."""
+    import helm_python as helm
+
+    with helm.Chart.load(str(chart)) as loaded:
+        out = loaded.render(dict(values), name="release", namespace="service")
+    docs = []
+    for name, text in sorted(out.items()):
+        if name.endswith("NOTES.txt") or not text.strip():
+            continue
+        docs += [doc for doc in yaml.safe_load_all(text) if doc]
+    return docs
+
+
+def validate_manifest(doc: Mapping[str, Any], version: str) -> list[str]:
+    """Strict schema validation; an unknown kind/apiVersion is a failure, not a warning."""
+    import kubernetes_validate
+    from kubernetes_validate.utils import SchemaNotFoundError
+
+    where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+    try:
+        kubernetes_validate.validate(dict(doc), version, strict=True)
+    except SchemaNotFoundError as error:
+        return [f"{where}: no schema in Kubernetes {version} ({error})"]
+    except kubernetes_validate.ValidationError as error:
+        return [f"{where}: invalid for Kubernetes {version}: {error.message} at {list(error.path)}"]
+    return []
+
+
+def _quantity(value: Any, total: int, round_up: bool) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        share = int(value[:-1]) * total
+        return -(-share // 100) if round_up else share // 100
+    return int(value)
+
+
+def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[str]:
+    """The cluster contract of a rendered chart (see docs/service/helm-chart.md)."""
+    problems: list[str] = []
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    deployments = by_kind.get("Deployment", [])
+    web = [d for d in deployments if _component(d) == "web"]
+    if len(web) != 1:
+        return [f"expected one Deployment of the web component, found {len(web)}"]
+    deployment = web[0]
+    pod = deployment["spec"]["template"]["spec"]
+    config = {}
+    for cm in by_kind.get("ConfigMap", []):
+        if cm["metadata"]["name"] == deployment["metadata"]["name"]:
+            config = cm.get("data", {})
+    web = pod["containers"][0]
+
+    # Shutdown budget: preStop + drain + grace + margin <= terminationGracePeriodSeconds.
+    pre_stop = web.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    if len(pre_stop) != 2 or pre_stop[0] != "sleep":
+        problems.append(f"web container preStop is not `sleep N`: {pre_stop}")
+        sleep = 0.0
+    else:
+        sleep = float(pre_stop[1])
+    drain = float(config.get("SHUTDOWN_DRAIN_SECONDS", 5))
+    grace = float(config.get("SHUTDOWN_GRACE_SECONDS", 20))
+    budget = sleep + drain + grace + MIN_SHUTDOWN_MARGIN_SECONDS
+    period = pod.get("terminationGracePeriodSeconds", 30)
+    if budget > period:
+        problems.append(
+            f"preStop {sleep:g} + drain {drain:g} + grace {grace:g} + margin "
+            f"{MIN_SHUTDOWN_MARGIN_SECONDS} = {budget:g} s > terminationGracePeriodSeconds {period}"
+        )
+
+    # Pull policy: a digest names one image, which the node may reuse; a tag can move.
+    for doc in docs:
+        for container in (pod_spec(doc) or {}).get("containers", []):
+            by_digest = "@sha256:" in container["image"]
+            policy = container.get("imagePullPolicy")
+            if by_digest and policy == "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image pinned by digest pulled Always"
+                )
+            if not by_digest and policy != "Always":
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']}: image by tag pulled {policy}"
+                )
+
+    # Probes on the service's real routes, on the named container port.
+    ports = {p.get("name"): p["containerPort"] for p in web.get("ports", [])}
+    if str(ports.get("http")) != str(config.get("PORT", "8000")):
+        problems.append(f"container port http {ports.get('http')} is not PORT {config.get('PORT')}")
+    for probe, path in PROBE_ROUTES.items():
+        get = web.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path:
+            problems.append(f"{probe} does not GET {path}: {get}")
+        elif path not in routes:
+            problems.append(f"{probe} GETs {path}, which the service does not serve ({routes})")
+        if get and get.get("port") not in ports:
+            problems.append(f"{probe} port {get.get('port')!r} is not a container port")
+
+    # PDB: at the default replica count a voluntary eviction stays possible, and is bounded.
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", [])
+    }
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        spec = pdb["spec"]
+        selected = [
+            d
+            for d in deployments
+            if spec["selector"]["matchLabels"].items()
+            <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        if len(selected) != 1:
+            problems.append(f"PDB {pdb['metadata']['name']} selects {len(selected)} Deployments")
+            continue
+        target = selected[0]
+        hpa = hpas.get(target["metadata"]["name"])
+        replicas = hpa["spec"]["minReplicas"] if hpa else target["spec"].get("replicas", 1)
+        if "minAvailable" in spec:
+            allowed = replicas - _quantity(spec["minAvailable"], replicas, round_up=True)
+        else:
+            allowed = _quantity(spec["maxUnavailable"], replicas, round_up=True)
+        if allowed < 1:
+            problems.append(f"PDB allows no eviction at {replicas} replicas: {spec}")
+        if allowed >= replicas:
+            problems.append(f"PDB allows evicting all {replicas} replicas: {spec}")
+        if spec["selector"]["matchLabels"] != target["spec"]["selector"]["matchLabels"]:
+            problems.append("PDB selector does not match the Deployment's pods")
+    for service in by_kind.get("Service", []):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        if any(labels.get(k) != v for k, v in service["spec"]["selector"].items()):
+            problems.append("Service selector does not match the Deployment's pods")
+
+    # Every workload: non-root, read-only root, no escalation, no capabilities, seccomp.
+    for doc in docs:
+        spec = pod_spec(doc)
+        if spec is None:
+            continue
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        pod_context = spec.get("securityContext", {})
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{where}: service account token mounted")
+        for container in spec["containers"]:
+            context = container.get("securityContext", {})
+            seccomp = context.get("seccompProfile") or pod_context.get("seccompProfile") or {}
+            expected = {
+                "runAsNonRoot": context.get("runAsNonRoot", pod_context.get("runAsNonRoot")),
+                "readOnlyRootFilesystem": context.get("readOnlyRootFilesystem"),
+                "allowPrivilegeEscalation": context.get("allowPrivilegeEscalation") is False,
+                "capabilities.drop ALL": "ALL" in context.get("capabilities", {}).get("drop", []),
+                "seccompProfile RuntimeDefault": seccomp.get("type") == "RuntimeDefault",
+                "resources.limits": bool(container.get("resources", {}).get("limits")),
+            }
+            problems += [f"{where}: {name} not set" for name, ok in expected.items() if not ok]
+
+    problems += storage_invariants(docs, by_kind, config)
+    problems += job_invariants(by_kind, hpas)
+
+    # Migrations: only in the hook Job, never in the serving pods.
+    if "migrate" in web.get("args", []) + web.get("command", []):
+        problems.append("the Deployment runs migrate at start")
+    for job in by_kind.get("Job", []):
+        hook = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        if set(hook.split(",")) != {"pre-install", "pre-upgrade"}:
+            problems.append(f"Job {job['metadata']['name']} is not a pre-install,pre-upgrade hook")
+        if job["spec"]["template"]["spec"]["containers"][0].get("args") != ["migrate"]:
+            problems.append(f"Job {job['metadata']['name']} does not run migrate")
+    return problems
+
+
+def _component(doc: Mapping[str, Any]) -> str | None:
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def job_invariants(
+    by_kind: Mapping[str, list[dict[str, Any]]], hpas: Mapping[str, Any]
+) -> list[str]:
+    """Scheduled jobs: a CronJob never overlaps itself, skips what it cannot start in time,
+    keeps a bounded history and runs `run-job NAME` in UTC; Celery runs one beat (two at most,
+    rolled out with Recreate, never autoscaled) and workers with their ping as liveness."""
+    problems: list[str] = []
+    for cron in by_kind.get("CronJob", []):
+        where = f"CronJob/{cron['metadata']['name']}"
+        spec = cron["spec"]
+        if spec.get("concurrencyPolicy") != "Forbid":
+            problems.append(f"{where}: concurrencyPolicy is not Forbid")
+        if not spec.get("startingDeadlineSeconds"):
+            problems.append(f"{where}: no startingDeadlineSeconds")
+        for limit in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            if limit not in spec:
+                problems.append(f"{where}: no {limit}")
+        if spec.get("timeZone") != "Etc/UTC":
+            problems.append(f"{where}: schedule not in UTC (timeZone {spec.get('timeZone')})")
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        args = pod["containers"][0].get("args", [])
+        if len(args) != 2 or args[0] != "run-job":
+            problems.append(f"{where}: does not run `run-job NAME`: {args}")
+        if pod.get("restartPolicy") not in {"Never", "OnFailure"}:
+            problems.append(f"{where}: restartPolicy {pod.get('restartPolicy')}")
+    by_component = {_component(d): d for d in by_kind.get("Deployment", [])}
+    worker, beat = by_component.get("worker"), by_component.get("beat")
+    if bool(worker) != bool(beat):
+        problems.append("a Celery beat needs a worker and a worker a beat")
+    if beat is not None:
+        if beat["spec"]["template"]["spec"]["containers"][0].get("args") != ["celery-beat"]:
+            problems.append("the beat Deployment does not run celery-beat")
+        if not 1 <= int(beat["spec"].get("replicas", 1)) <= 2:
+            problems.append(
+                f"beat replicas {beat['spec'].get('replicas')}: one sends, a second waits"
+            )
+        if beat["spec"].get("strategy", {}).get("type") != "Recreate":
+            problems.append("the beat Deployment does not roll out with Recreate")
+        if beat["metadata"]["name"] in hpas:
+            problems.append("the beat Deployment is autoscaled")
+    if worker is not None:
+        container = worker["spec"]["template"]["spec"]["containers"][0]
+        if container.get("args") != ["celery-worker"]:
+            problems.append("the worker Deployment does not run celery-worker")
+        command = container.get("livenessProbe", {}).get("exec", {}).get("command", [])
+        if command[-2:] != ["celery-worker", "--ping"]:
+            problems.append(f"the worker's liveness probe is not its --ping: {command}")
+    return problems
+
+
+def storage_invariants(
+    docs: list[dict[str, Any]],
+    by_kind: Mapping[str, list[dict[str, Any]]],
+    config: Mapping[str, Any],
+) -> list[str]:
+    """Files every replica sees: a declared shared directory is a ReadWriteMany volume mounted
+    by every workload (hooks run before the claim exists); object storage stays reachable over
+    HTTPS when egress is restricted."""
+    problems: list[str] = []
+    production = config.get("APP_ENV") == "production"
+    local = "STORAGE_LOCAL_PATH" in config and "STORAGE_BUCKET" not in config
+    declared = str(config.get("STORAGE_LOCAL_SHARED", "false")).lower() == "true"
+    if local and production and not declared:
+        problems.append("production stores files in a local directory not declared shared")
+    if declared:
+        path = config.get("STORAGE_LOCAL_PATH")
+        claims = {pvc["metadata"]["name"]: pvc for pvc in by_kind.get("PersistentVolumeClaim", [])}
+        for claim in claims.values():
+            if claim["spec"].get("accessModes") != ["ReadWriteMany"]:
+                problems.append(
+                    f"claim {claim['metadata']['name']} is not ReadWriteMany: "
+                    f"{claim['spec'].get('accessModes')}"
+                )
+        for doc in docs:
+            spec = pod_spec(doc)
+            if spec is None or doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
+                continue
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for container in spec["containers"]:
+                mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == path]
+                claim = (
+                    volumes.get(mounts[0]["name"], {}).get("persistentVolumeClaim", {})
+                    if mounts
+                    else {}
+                )
+                if not claim:
+                    problems.append(
+                        f"{where}: STORAGE_LOCAL_PATH {path} is not a mounted volume claim"
+                    )
+                elif mounts[0].get("readOnly"):
+                    problems.append(f"{where}: the shared files volume is mounted read-only")
+    if "STORAGE_BUCKET" in config:
+        for policy in by_kind.get("NetworkPolicy", []):
+            if "Egress" not in policy["spec"].get("policyTypes", []):
+                continue
+            https = any(
+                any(
+                    str(port.get("port")) == "443" and port.get("protocol", "TCP") == "TCP"
+                    for port in rule.get("ports", [])
+                )
+                for rule in policy["spec"].get("egress", [])
+            )
+            if not https:
+                problems.append(
+                    f"NetworkPolicy/{policy['metadata']['name']} restricts egress without "
+                    "HTTPS (TCP 443) to the object storage"
+                )
+    return problems
+
+
+def pod_spec(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = doc.get("kind")
+    if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+        return doc["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
+def value_paths(values: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every leaf value (maps descend; lists and empty maps are leaves)."""
+    if isinstance(values, Mapping) and values and prefix != "config":
+        return [p for k, v in values.items() for p in value_paths(v, f"{prefix}.{k}".lstrip("."))]
+    return [prefix]
+
+
+def connection_budget(values: Mapping[str, Any]) -> tuple[int, int]:
+    """The worst-case PostgreSQL connections of a release and what the database accepts, computed
+    here independently of the chart's own arithmetic (templates/_helpers.tpl)."""
+    database, config = values["database"], values.get("config", {})
+    autoscaling = values.get("autoscaling", {})
+    replicas = int(
+        autoscaling["maxReplicas"] if autoscaling.get("enabled") else values["replicaCount"]
+    )
+    surge = str(values.get("rollingUpdate", {}).get("maxSurge", "25%"))
+    surge_pods = -(-replicas * int(surge[:-1]) // 100) if surge.endswith("%") else int(surge)
+    pods = replicas + surge_pods
+    app = pods * (int(config.get("DB_POOL_SIZE", 5)) + int(config.get("DB_MAX_OVERFLOW", 5)))
+    locks = (pods + len(values.get("cronJobs") or {})) * int(
+        database.get("lockConnectionsPerProcess", 0)
+    )
+    migration = 2 if values.get("migration", {}).get("enabled") else 0
+    total = app + locks + migration + int(database.get("extraConnections", 0))
+    return total, int(database["maxConnections"]) - int(database["reservedConnections"])
+
+
+def chart_connection_budget_problems(chart: Path) -> list[str]:
+    """With PostgreSQL, the defaults fit the declared database, and values over the budget are
+    refused with the arithmetic in the message."""
+    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    if "database" not in values:
+        if "DB_POOL_SIZE" in values.get("config", {}):
+            return ["a chart with PostgreSQL declares no database.maxConnections budget"]
+        return []
+    problems = []
+    total, limit = connection_budget(values)
+    if total > limit:
+        problems.append(f"default values open {total} database connections > {limit}")
+    over = _merge(values, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
+    over_total, _ = connection_budget(over)
+    try:
+        render_chart(chart, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
+    except Exception as error:
+        expected = f"{over_total} connections > database.maxConnections"
+        if expected not in str(error) or "DB_POOL_SIZE + DB_MAX_OVERFLOW" not in str(error):
+            problems.append(f"over-budget values refused without the arithmetic: {error}")
+    else:
+        problems.append(
+            f"values with {over_total} database connections > {limit} render: must be refused"
+        )
+    return problems
+
+
+def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
+    """Every chart check; returns problems and the default manifests (for checkov)."""
+    import helm_python as helm
+
+    chart = Path(chart_dir)
+    problems: list[str] = []
+    default_docs: list[dict[str, Any]] = []
+    kind = storage_kind(yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8")))
+    value_sets = {**VALUE_SETS, **STORAGE_VALUE_SETS[kind]}
+    refused_value_sets = {**REFUSED_VALUE_SETS, **STORAGE_REFUSED_VALUE_SETS[kind]}
+    for label, values in value_sets.items():
+        try:
+            docs = render_chart(chart, values)
+        except Exception as error:
+            problems.append(f"values {label}: does not render: {error}")
+            continue
+        if label == "default":
+            default_docs = docs
+        for doc in docs:
+            for version in KUBERNETES_VERSIONS:
+                problems += [f"values {label}: {p}" for p in validate_manifest(doc, version)]
+        problems += [f"values {label}: {p}" for p in manifest_invariants(docs, set(routes))]
+    for label, (values, expected) in refused_value_sets.items():
+        try:
+            render_chart(chart, values)
+        except Exception as error:
+            if expected not in str(error):
+                problems.append(f"refused values {label}: error does not name {expected}: {error}")
+        else:
+            problems.append(f"values {label} render, but the chart must refuse them")
+    for version in KUBERNETES_VERSIONS:
+        result = helm.lint(str(chart), {}, strict=True, kube_version=f"v{version}")
+        problems += [
+            f"helm lint --strict (Kubernetes {version}): {m.get('path')}: {m.get('error')}"
+            for m in result.get("messages", [])
+            if m.get("severity", 0) >= 2
+        ]
+        problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
+    problems += chart_connection_budget_problems(chart)
+    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    readme = (
+        (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""
+    )
+    undocumented = [p for p in value_paths(values) if f"`{p}`" not in readme]
+    if undocumented:
+        problems.append(f"chart README.md does not document values {undocumented}")
+    manifests = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in default_docs)
+    return {"problems": problems, "manifests": manifests, "documents": len(default_docs)}

@@ -1,0 +1,169 @@
+"""The whole deployment check of many trees: each expensive check once per distinct artifact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from helpers import POOL_CONTEXT
+
+from deploy_checks.chart import (
+    REFUSED_VALUE_SETS,
+    STORAGE_REFUSED_VALUE_SETS,
+    STORAGE_VALUE_SETS,
+    VALUE_SETS,
+    check_chart,
+)
+from deploy_checks.checkov import run_checkov
+from deploy_checks.common import (
+    NEWEST_KUBERNETES,
+    OLDEST_KUBERNETES,
+    Artifacts,
+    _files,
+    env_example_names,
+    route_paths,
+    sha_of,
+)
+from deploy_checks.compose import check_compose
+from deploy_checks.pipelines import PIPELINE_TEST_SERVERS, check_workflow, dependency_bot_problems
+from deploy_checks.wording import markdown_problems, wording_problems
+
+
+@dataclass
+class DeployReport:
+    problems: dict[str, list[str]]  # tree name -> problems
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _chart_job(args: tuple[str, list[str]]) -> dict[str, Any]:
+    return check_chart(*args)
+
+
+def _compose_job(args: tuple[str, str | None]) -> list[str]:
+    return check_compose(*args)
+
+
+def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> DeployReport:
+    """The problems of each tree, by its directory name (which must be unique)."""
+    found = [Artifacts.find(tree) for tree in trees]
+    names = [a.tree.name for a in found]
+    if len(set(names)) != len(names):
+        # The report is keyed by name: a second tree of the same name would hide the first.
+        raise ValueError(f"trees must have distinct names, not {sorted(names)}")
+    charts: dict[str, tuple[str, list[str]]] = {}
+    composes: dict[str, tuple[str, str | None]] = {}
+    workflows: dict[str, str] = {}
+    keys: dict[str, dict[str, Any]] = {}
+    problems: dict[str, list[str]] = {}
+    for a in found:
+        own: list[str] = []
+        k: dict[str, Any] = {"workflows": []}
+        names = env_example_names(a.tree)
+        routes = sorted(route_paths(a.probes))
+        if a.chart:
+            k["chart"] = sha_of(_files(a.chart) + ([a.probes] if a.probes else []), a.tree)
+            charts.setdefault(k["chart"], (str(a.chart), routes))
+            values = yaml.safe_load((a.chart / "values.yaml").read_text(encoding="utf-8"))
+            unknown = sorted(set(values.get("config", {})) - names)
+            if unknown:
+                own.append(f"chart config sets {unknown}, which .env.example does not list")
+        if a.compose:
+            k["compose"] = sha_of([a.compose, *([a.haproxy] if a.haproxy else [])], a.tree)
+            composes.setdefault(
+                k["compose"], (str(a.compose), str(a.haproxy) if a.haproxy else None)
+            )
+            compose = yaml.safe_load(a.compose.read_text(encoding="utf-8"))
+            env = compose.get("services", {}).get("app", {}).get("environment", {})
+            unknown = sorted(set(env) - names)
+            if unknown:
+                own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
+        own += wording_problems(a.tree) + markdown_problems(a.tree)
+        own += dependency_bot_problems(a.tree, a.chart)
+        if not a.workflows:
+            own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
+        # Servers the rendered tests start that are no Python dev dependency: the pipeline's
+        # test job installs them.
+        for support, needle in PIPELINE_TEST_SERVERS.items():
+            if (a.tree / "tests/support" / support).is_file() and not any(
+                needle in w.read_text(encoding="utf-8") for w in a.workflows
+            ):
+                own.append(f"the CI pipeline does not install {needle} for tests/support/{support}")
+        for workflow in a.workflows:
+            key = sha_of([workflow], a.tree)
+            workflows.setdefault(key, str(workflow))
+            k["workflows"].append(key)
+        dockerfile = a.tree / "Dockerfile"
+        if dockerfile.is_file():
+            k["dockerfile"] = sha_of([dockerfile], a.tree)
+        keys[a.tree.name] = k
+        problems[a.tree.name] = own
+
+    workers = min(workers or os.cpu_count() or 1, max(1, len(charts) + len(composes)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
+        chart_results = dict(zip(charts, pool.map(_chart_job, charts.values()), strict=True))
+        compose_results = dict(
+            zip(composes, pool.map(_compose_job, composes.values()), strict=True)
+        )
+        workflow_results = dict(
+            zip(workflows, pool.map(check_workflow, workflows.values()), strict=True)
+        )
+
+    # checkov: every distinct Dockerfile, default chart render and pipeline, in one run.
+    staged: dict[str, dict[str, str]] = {}
+    for a in found:
+        k = keys[a.tree.name]
+        if "dockerfile" in k:
+            staged.setdefault(
+                k["dockerfile"][:16],
+                {"Dockerfile": (a.tree / "Dockerfile").read_text(encoding="utf-8")},
+            )
+        if "chart" in k:
+            staged.setdefault(
+                k["chart"][:16], {"manifests.yaml": chart_results[k["chart"]]["manifests"]}
+            )
+        for key, workflow in zip(k["workflows"], a.workflows, strict=True):
+            rel = workflow.relative_to(a.tree).as_posix()
+            staged.setdefault(key[:16], {rel: workflow.read_text(encoding="utf-8")})
+    checkov_failed, checkov_totals = run_checkov(staged) if staged else ({}, {})
+
+    for a in found:
+        k, own = keys[a.tree.name], problems[a.tree.name]
+        if "chart" in k:
+            own += [f"deploy/helm: {p}" for p in chart_results[k["chart"]]["problems"]]
+            own += checkov_failed.get(k["chart"][:16], [])
+        if "compose" in k:
+            own += [f"compose.yaml: {p}" for p in compose_results[k["compose"]]]
+        for key, workflow in zip(k["workflows"], a.workflows, strict=True):
+            rel = workflow.relative_to(a.tree).as_posix()
+            own += [f"{rel}: {p}" for p in workflow_results[key]]
+            own += checkov_failed.get(key[:16], [])
+        if "dockerfile" in k:
+            own += checkov_failed.get(k["dockerfile"][:16], [])
+
+    combos = len(found)
+    stats = {
+        "helm chart": {
+            "combinations": sum("chart" in k for k in keys.values()),
+            "distinct": len(charts),
+        },
+        "compose": {
+            "combinations": sum("compose" in k for k in keys.values()),
+            "distinct": len(composes),
+        },
+        "ci pipeline": {"combinations": combos, "distinct": len(workflows)},
+        "checkov": {"combinations": combos, "distinct": len(staged), **checkov_totals},
+        "kubernetes": f"{OLDEST_KUBERNETES} .. {NEWEST_KUBERNETES}",
+        "chart value sets": {
+            "common": len(VALUE_SETS),
+            **{f"storage {kind}": len(sets) for kind, sets in STORAGE_VALUE_SETS.items()},
+            "refused": len(REFUSED_VALUE_SETS),
+            **{f"refused storage {k}": len(s) for k, s in STORAGE_REFUSED_VALUE_SETS.items()},
+        },
+        "manifests per default render": sorted({r["documents"] for r in chart_results.values()}),
+    }
+    return DeployReport(problems, stats)

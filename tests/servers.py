@@ -1,0 +1,95 @@
+"""Start a server process for a test and wait until it is ready: the one helper behind every server
+the template's own tests start (HAProxy in test_compose_balancer.py; redis and moto in
+test_container_image.py). A server that exits before it is ready fails the test with its output,
+instead of a timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO
+
+import pytest
+
+POLL_SECONDS = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def answers_http(url: str) -> bool:
+    """Any HTTP answer, an error status included: the server is up."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def wait_until(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = 20.0,
+    process: subprocess.Popen[bytes] | None = None,
+    output: IO[bytes] | None = None,
+) -> None:
+    """Poll `condition` until it is true; fail the test after `timeout` seconds, or as soon as
+    `process` (the server that should make it true) has exited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"{what}: the server exited ({process.returncode}) {_tail(output)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what} ({timeout:g} s) {_tail(output)}")
+        time.sleep(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str],
+    ready: Callable[[], object],
+    what: str,
+    *,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command`, wait until `ready()`, yield the process; terminate it on the way out."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            list(command), stdout=output, stderr=subprocess.STDOUT, env=env and dict(env)
+        )
+        try:
+            wait_until(ready, what, timeout, process, output)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _tail(output: IO[bytes] | None) -> str:
+    if output is None:
+        return ""
+    output.seek(0)
+    return output.read()[-2000:].decode(errors="replace")
