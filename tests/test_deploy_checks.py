@@ -210,10 +210,8 @@ def test_connection_budget_fits_by_default_and_is_enforced(artifacts: Artifacts,
     total, limit = connection_budget(values)
     assert (total, limit) == (54, 97)  # 13 pods x (3 + 1) + 2 (migration) <= 100 - 3
     assert chart_connection_budget_problems(chart) == []
-    configmap = chart / "templates/configmap.yaml"
-    configmap.write_text(
-        configmap.read_text().replace('{{- include "app.checkConnectionBudget" . }}\n', "")
-    )
+    budget = chart / "templates/connection-budget.yaml"
+    budget.write_text(budget.read_text().replace('{{- include "app.checkConnectionBudget" . }}', ""))
     problems = chart_connection_budget_problems(chart)
     assert any("render: must be refused" in p for p in problems), problems
 

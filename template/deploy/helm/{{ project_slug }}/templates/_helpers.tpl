@@ -98,65 +98,6 @@ when it does not.
 {{- end }}
 {{- end }}
 
-{{/*
-Connection budget (PostgreSQL): the most connections every workload of the release can open at
-once must fit in what the database (or its pooler) accepts. Rendering fails when it does not.
-  web pods   = (autoscaling.maxReplicas, or replicaCount) + rollingUpdate.maxSurge (rounded up)
-  app        = web pods x 1 process x (DB_POOL_SIZE + DB_MAX_OVERFLOW)
-  locks      = (web pods + CronJobs) x database.lockConnectionsPerProcess (job locks in PostgreSQL)
-  migration  = 2 while the migration Job runs (its lock and its migration connection)
-  extra      = database.extraConnections (your own workloads)
-Without a pooler: app + locks + migration + extra <= maxConnections - reservedConnections.
-With one (database.pooler.enabled): app + migration + extra <= pooler.maxClientConnections, and
-locks + pooler.serverConnections <= maxConnections - reservedConnections (session-level advisory
-locks need direct connections). The values without a database section (no PostgreSQL) skip it.
-*/}}
-{{- define "app.connectionBudget" -}}
-{{- $db := .Values.database }}
-{{- $replicas := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
-{{- $surge := .Values.rollingUpdate.maxSurge | toString }}
-{{- $surgePods := 0 }}
-{{- if hasSuffix "%" $surge }}
-{{- $surgePods = div (add (mul $replicas (trimSuffix "%" $surge | int)) 99) 100 }}
-{{- else }}
-{{- $surgePods = $surge | int }}
-{{- end }}
-{{- $pods := add $replicas $surgePods }}
-{{- $perProcess := add (.Values.config.DB_POOL_SIZE | default "5" | int) (.Values.config.DB_MAX_OVERFLOW | default "5" | int) }}
-{{- $app := mul $pods $perProcess }}
-{{- $cronJobs := len (.Values.cronJobs | default dict) }}
-{{- $locks := mul (add $pods $cronJobs) ($db.lockConnectionsPerProcess | default 0 | int) }}
-{{- $migration := 0 }}
-{{- if and .Values.migration .Values.migration.enabled }}
-{{- $migration = 2 }}
-{{- end }}
-{{- $extra := $db.extraConnections | default 0 | int }}
-{{- $limit := sub ($db.maxConnections | int) ($db.reservedConnections | int) }}
-{{- $pooler := $db.pooler | default dict }}
-{{- $arithmetic := printf "%d web pods (%d replicas + surge %d) x 1 process x (DB_POOL_SIZE + DB_MAX_OVERFLOW = %d) = %d, locks (%d pods + %d CronJobs) x %d = %d, migration %d, extra %d" $pods $replicas $surgePods $perProcess $app $pods $cronJobs ($db.lockConnectionsPerProcess | default 0 | int) $locks $migration $extra }}
-{{- if $pooler.enabled }}
-{{- $pooled := add $app $migration $extra }}
-{{- $direct := add $locks ($pooler.serverConnections | int) }}
-{{- $arithmetic = printf "%s; straight to PostgreSQL: locks %d + pooler.serverConnections %d" $arithmetic $locks ($pooler.serverConnections | int) }}
-{{- dict "pooled" $pooled "pooledLimit" ($pooler.maxClientConnections | int) "direct" $direct "limit" $limit "arithmetic" $arithmetic | toJson }}
-{{- else }}
-{{- dict "pooled" 0 "pooledLimit" 0 "direct" (add $app $locks $migration $extra) "limit" $limit "arithmetic" $arithmetic | toJson }}
-{{- end }}
-{{- end }}
-
-{{- define "app.checkConnectionBudget" -}}
-{{- if .Values.database }}
-{{- $budget := include "app.connectionBudget" . | fromJson }}
-{{- $limit := $budget.limit | int }}
-{{- if gt ($budget.pooled | int) ($budget.pooledLimit | int) }}
-{{- fail (printf "database connection budget: through the pooler %d connections > database.pooler.maxClientConnections %d (%s)" ($budget.pooled | int) ($budget.pooledLimit | int) $budget.arithmetic) }}
-{{- end }}
-{{- if gt ($budget.direct | int) $limit }}
-{{- fail (printf "database connection budget: %d connections > database.maxConnections - database.reservedConnections = %d (%s); lower the pools or autoscaling.maxReplicas, raise maxConnections, or declare a pooler (database.pooler)" ($budget.direct | int) $limit $budget.arithmetic) }}
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{/* The ConfigMap data: the service's settings, by their environment variable names. */}}
 {{- define "app.configData" -}}
 {{- $data := dict }}
