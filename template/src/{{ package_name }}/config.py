@@ -125,6 +125,14 @@ class Settings(EnvironmentSettings):
     shutdown_drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_grace_seconds: int = Field(default=20, gt=0)
 
+    # Request bounds (413 / 431): what one request can make a replica hold, whatever the route.
+    # Uploads under /files have their own limit (STORAGE_MAX_UPLOAD_BYTES).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_request_headers: int = Field(default=100, ge=10)
+    # uvicorn's request parser; auto: httptools when installed, else h11. Both are bounded.
+    http_parser: Literal["auto", "httptools", "h11"] = "auto"
+
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
 
     secret_key: SecretStr | None = None

@@ -10,19 +10,105 @@ still be sending traffic, and waits without bound for in-flight requests. Here S
 
 A repeated SIGTERM changes nothing; SIGINT (Ctrl-C) skips the drain, a second one also stops
 waiting for in-flight requests.
+
+The request head (request line and headers) is bounded while it is still coming in, on both
+parsers uvicorn can use: h11 stops buffering at ``MAX_REQUEST_HEADER_BYTES``, and httptools, which
+has no limit of its own, is counted here. Either way the client gets 431 and the connection is
+closed, so a 100 MB header costs the replica no more than the limit and one socket read. The
+exact count and size of the headers of each request are checked again by ``request_limits``.
 """
 
+import asyncio
+import importlib.util
 import signal
 import threading
 from types import FrameType
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .lifecycle import Lifecycle
 from .observability.logs import get_logger
 
 logger = get_logger(__name__)
+
+HEAD_TOO_LARGE_BODY = b"request header fields too large"
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: " + str(len(HEAD_TOO_LARGE_BODY)).encode() + b"\r\n"
+    b"connection: close\r\n\r\n" + HEAD_TOO_LARGE_BODY
+)
+
+
+def refuse_head(transport: asyncio.Transport, limit: int) -> None:
+    logger.warning("request head too large, connection closed", limit_bytes=limit)
+    transport.write(HEAD_TOO_LARGE)
+    transport.close()
+
+
+class BoundedH11Protocol(H11Protocol):
+    """h11 refuses a head over ``h11_max_incomplete_event_size``: 431 where uvicorn says 400."""
+
+    def send_400_response(self, msg: str) -> None:
+        limit = self.config.h11_max_incomplete_event_size
+        buffered, _ = self.conn.trailing_data
+        if self.conn.their_state is h11.ERROR and limit is not None and len(buffered) > limit:
+            refuse_head(self.transport, limit)
+            return
+        super().send_400_response(msg)
+
+
+def bounded_httptools_protocol() -> type[asyncio.Protocol]:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        """Counts the bytes of an unfinished request head; past the limit: 431 and close.
+
+        The limit is the one h11 applies (``h11_max_incomplete_event_size``), so both parsers
+        take the same setting.
+        """
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self.head_bytes = 0
+            self.reading_head = True
+            self.messages = 0
+
+        def on_headers_complete(self) -> None:
+            self.reading_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.reading_head = True
+            self.head_bytes = 0
+            self.messages += 1
+
+        def data_received(self, data: bytes) -> None:
+            counting = self.reading_head
+            messages = self.messages
+            super().data_received(data)
+            # A read that finished a request and began the next is not counted: the next head
+            # is then checked exactly by request_limits, and memory stays bounded by one read.
+            if not (counting and self.reading_head and self.messages == messages):
+                return
+            self.head_bytes += len(data)
+            limit = self.config.h11_max_incomplete_event_size
+            if limit is not None and self.head_bytes > limit and not self.transport.is_closing():
+                refuse_head(self.transport, limit)
+
+    return BoundedHttpToolsProtocol
+
+
+def http_protocol(parser: str) -> type[asyncio.Protocol]:
+    """The uvicorn protocol class of ``parser`` (``auto``: httptools when installed, as uvicorn
+    chooses), with the request head bounded."""
+    if parser == "h11" or (parser == "auto" and importlib.util.find_spec("httptools") is None):
+        return BoundedH11Protocol
+    return bounded_httptools_protocol()
 
 
 class DrainingServer(uvicorn.Server):
@@ -69,5 +155,8 @@ def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> Drain
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        http=http_protocol(settings.http_parser),
+        # Read by both parsers (see BoundedHttpToolsProtocol): the most a request head may take.
+        h11_max_incomplete_event_size=settings.max_request_header_bytes,
     )
     return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds)

@@ -1,11 +1,12 @@
 """Prometheus metrics for HTTP traffic, served at ``/metrics``.
 
 Labels use the route template (``/items/{item_id}``), never the raw path, so cardinality stays
-bounded; unmatched paths share one label. Routes the framework adds itself (``/docs``,
-``/openapi.json``) carry no route object in the scope, only their endpoint: they are labelled
-with the path of the route that owns that endpoint. Probe and metrics requests are not counted:
-they would drown the real traffic. One server process per container keeps the numbers
-consistent between scrapes (no per-worker counters jumping around).
+bounded; unmatched paths share one label, and so do methods outside the standard set
+(``OTHER``); the status comes from the application, never from the client. Routes the framework
+adds itself (``/docs``, ``/openapi.json``) carry no route object in the scope, only their
+endpoint: they are labelled with the path of the route that owns that endpoint. Probe and
+metrics requests are not counted: they would drown the real traffic. One server process per
+container keeps the numbers consistent between scrapes (no per-worker counters jumping around).
 """
 
 import time
@@ -19,6 +20,17 @@ RouteResolver = Callable[[Scope], str | None]
 """Returns the matched route template for a handled request, or None when nothing matched."""
 
 UNMATCHED_ROUTE = "<unmatched>"
+# Any other method token (h11 accepts whatever a client sends) shares one label value.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "OTHER"
+
+
+def method_label(method: str) -> str:
+    """The request method as a label value: one of a fixed set, never what a client invents."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
 
 REQUESTS = Counter("http_requests_total", "HTTP requests handled.", ["method", "route", "status"])
 DURATION = Histogram(
@@ -59,7 +71,7 @@ class MetricsMiddleware:
         if scope["type"] != "http" or scope["path"] in self.skip_paths:
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
+        method = method_label(scope["method"])
         status = 500  # stays 500 if the app raises before sending a response
         began = time.perf_counter()
 

@@ -21,7 +21,7 @@ from pydantic_settings import SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import ConfigError, EnvironmentSettings, Settings
-from .metrics import RouteResolver
+from .metrics import RouteResolver, method_label
 from .request_id import current_request_id
 
 
@@ -116,11 +116,12 @@ class NameSpansByRoute:
             # The span ends with the last body chunk: rename it when the response starts.
             if message["type"] == "http.response.start" and span.is_recording():
                 route = self.resolve_route(scope)
+                method = method_label(scope["method"])  # a client's invented method is OTHER
                 if route:
-                    span.update_name(f"{scope['method']} {route}")
+                    span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
                 else:  # no route matched: the method alone, never the raw path
-                    span.update_name(scope["method"])
+                    span.update_name(method)
             await send(message)
 
         await self.app(scope, receive, rename_then_send)
