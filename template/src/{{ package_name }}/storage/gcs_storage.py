@@ -34,8 +34,10 @@ from google.oauth2 import service_account
 from ..config import ConfigError, EnvironmentSettings
 from . import (
     DEFAULT_CONTENT_TYPE,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRejected,
     SignedMethod,
     StorageError,
     StorageForbidden,
@@ -60,6 +62,8 @@ _TRANSIENT = (
     google.auth.exceptions.TransportError,
 )
 
+_RETRYABLE_CLIENT = (api_exceptions.TooManyRequests, api_exceptions.RequestTimeout)
+
 
 class GcsCredentials(EnvironmentSettings):
     # Path of a service account key file (JSON); unset: Application Default Credentials.
@@ -75,6 +79,11 @@ def translate(exc: Exception, action: str) -> StorageError:
         return StorageForbidden(f"{action}: the storage refused the service's credentials")
     if isinstance(exc, google.auth.exceptions.RefreshError):
         return StorageForbidden(f"{action}: could not obtain credentials: {exc}"[:300])
+    if isinstance(exc, api_exceptions.Conflict | api_exceptions.PreconditionFailed):
+        return ObjectConflict(f"{action}: {exc}"[:300])
+    if isinstance(exc, api_exceptions.ClientError) and not isinstance(exc, _RETRYABLE_CLIENT):
+        # The provider refused the request itself: the client's mistake, never an outage.
+        return ObjectRejected(f"{action}: the storage refused the request ({exc.code})")
     return StorageUnavailable(f"{action}: {type(exc).__name__}: {exc}"[:300])
 
 

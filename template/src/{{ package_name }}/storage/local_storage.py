@@ -13,6 +13,7 @@ Signed URLs point at this service's own ``/files/signed/<key>`` route and carry 
 method, key and expiry made with SECRET_KEY, which every replica shares.
 """
 
+import errno
 import hashlib
 import hmac
 import json
@@ -28,6 +29,8 @@ from anyio import open_file, to_thread
 
 from . import (
     DEFAULT_CONTENT_TYPE,
+    InvalidObjectKey,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
     SignedMethod,
@@ -43,6 +46,19 @@ META_DIR = ".meta"
 UPLOAD_DIR = ".uploads"
 READ_CHUNK_BYTES = 256 * 1024
 SIGNED_ROUTE = "/files/signed/"
+# A key that needs a folder where a file is (or the reverse): the client's conflict, not an outage.
+_CONFLICT_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY})
+
+
+def translate(exc: OSError, action: str) -> Exception:
+    """The provider-neutral error for a file system error."""
+    if exc.errno in _CONFLICT_ERRNOS:
+        return ObjectConflict(
+            f"{action}: the key clashes with an existing object (a file cannot also be a folder)"
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return InvalidObjectKey(f"{action}: the key is too long for the storage volume")
+    return StorageUnavailable(f"{action}: {exc}")
 
 
 class LocalStorage:
@@ -87,14 +103,16 @@ class LocalStorage:
             async with await open_file(temporary, "wb") as file:
                 async for chunk in chunks:
                     await file.write(chunk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder of other objects", str(target))
             meta = {"content_type": content_type, "metadata": checked}
             meta_path = self._meta_path(key)
             meta_path.parent.mkdir(parents=True, exist_ok=True)
             meta_path.write_text(json.dumps(meta), encoding="utf-8")
-            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temporary, target)
         except OSError as exc:
-            raise StorageUnavailable(f"put {key}: {exc}") from exc
+            raise translate(exc, f"put {key}") from exc
         finally:
             temporary.unlink(missing_ok=True)
         return await self.head(key)
@@ -103,10 +121,10 @@ class LocalStorage:
         info = await self.head(key)
         try:
             file = await open_file(self._path(key), "rb")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFound(f"get {key}: not found") from None
         except OSError as exc:
-            raise StorageUnavailable(f"get {key}: {exc}") from exc
+            raise translate(exc, f"get {key}") from exc
 
         async def chunks() -> AsyncIterator[bytes]:
             async with file:
@@ -120,10 +138,11 @@ class LocalStorage:
         self._require_root(f"head {key}")
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # Nothing under a key whose folder is a file.
             raise ObjectNotFound(f"head {key}: not found") from None
         except OSError as exc:
-            raise StorageUnavailable(f"head {key}: {exc}") from exc
+            raise translate(exc, f"head {key}") from exc
         if not path.is_file():
             raise ObjectNotFound(f"head {key}: not found")
         try:
@@ -152,10 +171,10 @@ class LocalStorage:
         try:
             path.unlink(missing_ok=True)
             self._meta_path(key).unlink(missing_ok=True)
-        except IsADirectoryError:
-            return
+        except (IsADirectoryError, NotADirectoryError):
+            return  # a folder, or a key under a file: no object there to delete
         except OSError as exc:
-            raise StorageUnavailable(f"delete {key}: {exc}") from exc
+            raise translate(exc, f"delete {key}") from exc
 
     async def list(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
         prefix = validate_prefix(prefix)
@@ -185,7 +204,7 @@ class LocalStorage:
         try:
             found = await to_thread.run_sync(walk)
         except OSError as exc:
-            raise StorageUnavailable(f"list {prefix!r}: {exc}") from exc
+            raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
     def signature(self, key: str, method: str, expires: int) -> str:

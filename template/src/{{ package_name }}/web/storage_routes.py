@@ -8,10 +8,13 @@
 - ``POST /files/signed-urls``: a URL that lets a browser GET or PUT one object directly.
 - ``GET|PUT /files/signed/{key}``: what those URLs point at for the local directory.
 
-Every route but the signed ones needs a logged-in session. Errors: unknown object 404, storage
-unreachable 503 (with Retry-After), credentials refused by the storage 502.
+Every route but the signed ones needs a logged-in session. Errors: unknown object 404, a key,
+metadata or request the storage cannot take 422 (naming the problem), a key that clashes with
+another object (a file where a folder is needed) 409, storage unreachable 503 (with Retry-After:
+only an outage is 503), credentials refused by the storage 502.
 """
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -29,13 +32,16 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from ..observability.logs import get_logger
 from ..storage import (
     DEFAULT_CONTENT_TYPE,
     InvalidObjectKey,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRejected,
     ObjectStorage,
     StorageForbidden,
     StorageSettings,
@@ -53,8 +59,22 @@ CONTENT_TYPE_PATTERN = rf"^{MEDIA_TYPE_PART}/{MEDIA_TYPE_PART}$"
 ObjectKey = Annotated[str, Path(pattern=STORAGE_KEY_PATTERN, max_length=512)]
 
 
+# nginx's status for a request whose client went away: not the service's failure (no 5xx).
+CLIENT_CLOSED_REQUEST = 499
+
+
 class UploadTooLarge(Exception):
     """The request body passed STORAGE_MAX_UPLOAD_BYTES."""
+
+
+class UploadInterrupted(Exception):
+    """The upload stopped before its end: the client went away, or shutdown cut it off. The
+    storage has discarded what it received (no object, no open multipart upload)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"upload of {key} interrupted: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 def install(app: FastAPI, storage: ObjectStorage, settings: StorageSettings) -> None:
@@ -64,6 +84,9 @@ def install(app: FastAPI, storage: ObjectStorage, settings: StorageSettings) -> 
     app.add_exception_handler(StorageUnavailable, storage_unavailable)
     app.add_exception_handler(StorageForbidden, storage_forbidden)
     app.add_exception_handler(InvalidObjectKey, invalid_object)
+    app.add_exception_handler(ObjectRejected, invalid_object)
+    app.add_exception_handler(ObjectConflict, object_conflict)
+    app.add_exception_handler(UploadInterrupted, upload_interrupted)
     app.include_router(router)
     app.include_router(signed_router)
 
@@ -86,6 +109,18 @@ async def storage_forbidden(request: Request, exc: Exception) -> JSONResponse:
 
 async def invalid_object(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def object_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+async def upload_interrupted(request: Request, exc: Exception) -> Response:
+    # Expected traffic, not a failure of the service: one line, no traceback, and a 499 in the
+    # access log and metrics (nobody reads the response).
+    if isinstance(exc, UploadInterrupted):
+        logger.info("upload interrupted", key=exc.key, reason=exc.reason)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def get_storage(request: Request) -> ObjectStorage:
@@ -194,24 +229,37 @@ async def store_upload(
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes"
         ) from None
+    except ClientDisconnect:
+        raise UploadInterrupted(key, "client disconnected") from None
+    except asyncio.CancelledError:
+        # Only the shutdown grace period cancels a request. The storage aborts its upload on
+        # cancellation; answering (instead of re-raising) keeps a traceback and a 500 out of
+        # the logs and metrics for a request the server chose to stop.
+        raise UploadInterrupted(key, "server shutting down") from None
     except (StorageUnavailable, StorageForbidden) as exc:
         # Some clients wrap an exception raised inside the stream they were reading.
-        if isinstance(exc.__cause__, UploadTooLarge) or _raised_too_large(exc):
+        cause = _raised_from(exc, (UploadTooLarge, ClientDisconnect))
+        if isinstance(cause, UploadTooLarge):
             raise HTTPException(
                 status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {limit} bytes"
             ) from None
+        if isinstance(cause, ClientDisconnect):
+            raise UploadInterrupted(key, "client disconnected") from None
         raise
 
 
-def _raised_too_large(exc: BaseException) -> bool:
+def _raised_from(
+    exc: BaseException, kinds: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of ``kinds`` in the chain that led to ``exc``, if any."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, UploadTooLarge):
-            return True
+        if isinstance(current, kinds):
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 def download_response(info: ObjectInfo, chunks: AsyncIterator[bytes]) -> StreamingResponse:
