@@ -62,7 +62,8 @@ _TRANSIENT = (
     google.auth.exceptions.TransportError,
 )
 
-_RETRYABLE_CLIENT = (api_exceptions.TooManyRequests, api_exceptions.RequestTimeout)
+# 4xx statuses that mean "try again", not "the request is wrong".
+_RETRYABLE_CLIENT_CODES = frozenset({408, 425, 429})
 
 
 class GcsCredentials(EnvironmentSettings):
@@ -81,7 +82,7 @@ def translate(exc: Exception, action: str) -> StorageError:
         return StorageForbidden(f"{action}: could not obtain credentials: {exc}"[:300])
     if isinstance(exc, api_exceptions.Conflict | api_exceptions.PreconditionFailed):
         return ObjectConflict(f"{action}: {exc}"[:300])
-    if isinstance(exc, api_exceptions.ClientError) and not isinstance(exc, _RETRYABLE_CLIENT):
+    if isinstance(exc, api_exceptions.ClientError) and exc.code not in _RETRYABLE_CLIENT_CODES:
         # The provider refused the request itself: the client's mistake, never an outage.
         return ObjectRejected(f"{action}: the storage refused the request ({exc.code})")
     return StorageUnavailable(f"{action}: {type(exc).__name__}: {exc}"[:300])
