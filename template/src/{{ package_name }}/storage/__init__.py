@@ -28,6 +28,9 @@ from typing import Literal, Protocol
 from .settings import StorageSettings
 
 SignedMethod = Literal["GET", "PUT"]
+# What a signed upload URL can bind, for SignedUpload.enforced.
+CONTENT_TYPE = "content_type"
+CONTENT_LENGTH = "content_length"
 
 # Keys are relative paths of safe characters: no "..", no empty or dot segments, no leading "/".
 KEY_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
@@ -100,6 +103,21 @@ class StoredObject:
         return b"".join([chunk async for chunk in self.chunks])
 
 
+@dataclass(frozen=True)
+class SignedUpload:
+    """A URL that lets its holder PUT one object, and what the storage holds the upload to.
+
+    ``headers`` must be sent with the PUT exactly as given (they are part of the signature where
+    the provider supports it). ``enforced`` names what the storage itself refuses when the
+    upload differs (``content_type``, ``content_length``): a provider that cannot bind one
+    leaves it out, and the caller must not rely on it (docs/service/storage.md).
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    enforced: frozenset[str]
+
+
 class ObjectStorage(Protocol):
     """What the service needs of a bucket (or container, or directory)."""
 
@@ -135,15 +153,15 @@ class ObjectStorage(Protocol):
         """Objects whose key starts with the folder ``prefix`` (whole path segments: ``a/b``
         matches ``a/b/c`` but not ``a/bc``), in key order, at most ``limit`` of them."""
 
-    async def signed_url(
-        self,
-        key: str,
-        method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
-    ) -> str:
-        """A URL that lets its holder GET or PUT this one object until it expires, without
-        the service's credentials. It points at the public endpoint when one is configured."""
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        """A URL that lets its holder GET this one object until it expires, without the
+        service's credentials. It points at the public endpoint when one is configured."""
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A URL that lets its holder PUT this one object, of exactly ``content_length`` bytes
+        of ``content_type``, until it expires; bound by the signature where the provider can."""
 
     async def check(self) -> None:
         """Raise unless the bucket can be used (for readiness)."""
@@ -243,6 +261,7 @@ __all__ = [
     "ObjectRejected",
     "ObjectStorage",
     "SignedMethod",
+    "SignedUpload",
     "StorageError",
     "StorageForbidden",
     "StorageSettings",

@@ -10,7 +10,8 @@ neither can collide with an object). An upload is streamed to a temporary file a
 place once complete, so readers never see half an object.
 
 Signed URLs point at this service's own ``/files/signed/<key>`` route and carry an HMAC of the
-method, key and expiry made with SECRET_KEY, which every replica shares.
+method, key and expiry (and, for an upload, its content type and exact size) made with
+SECRET_KEY, which every replica shares; the route refuses an upload of another type or size.
 """
 
 import errno
@@ -23,17 +24,21 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlencode
 
 from anyio import open_file, to_thread
 
 from . import (
+    CONTENT_LENGTH,
+    CONTENT_TYPE,
     DEFAULT_CONTENT_TYPE,
     InvalidObjectKey,
     ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
     SignedMethod,
+    SignedUpload,
     StorageUnavailable,
     StoredObject,
     validate_key,
@@ -207,31 +212,63 @@ class LocalStorage:
             raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
-    def signature(self, key: str, method: str, expires: int) -> str:
-        message = f"{method}\n{key}\n{expires}".encode()
+    def signature(
+        self,
+        key: str,
+        method: str,
+        expires: int,
+        content_type: str = "",
+        content_length: int | None = None,
+    ) -> str:
+        length = "" if content_length is None else str(content_length)
+        message = f"{method}\n{key}\n{expires}\n{content_type}\n{length}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def verify(self, key: str, method: str, expires: int, signature: str) -> bool:
-        """True for an unexpired signature this service made for this method and key.
+    def verify(
+        self,
+        key: str,
+        method: str,
+        expires: int,
+        signature: str,
+        content_type: str = "",
+        content_length: int | None = None,
+    ) -> bool:
+        """True for an unexpired signature this service made for this method and key (and
+        this content type and size, for an upload).
 
         Expiry is wall-clock (Unix time), the one clock every replica agrees on.
         """
         if expires < time.time():
             return False
-        return hmac.compare_digest(self.signature(key, method, expires), signature)
+        expected = self.signature(key, method, expires, content_type, content_length)
+        return hmac.compare_digest(expected, signature)
 
-    async def signed_url(
+    def _url(
         self,
         key: str,
         method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
+        seconds: int,
+        content_type: str = "",
+        content_length: int | None = None,
     ) -> str:
         validate_key(key)
-        expires = int(time.time()) + expires_in_seconds
-        signature = self.signature(key, method, expires)
-        query = urlencode({"method": method, "expires": expires, "signature": signature})
-        return f"{self._public_base_url}{SIGNED_ROUTE}{quote(key)}?{query}"
+        expires = int(time.time()) + seconds
+        query: dict[str, str | int] = {"method": method, "expires": expires}
+        if content_length is not None:
+            query |= {"content_type": content_type, "content_length": content_length}
+        query["signature"] = self.signature(key, method, expires, content_type, content_length)
+        return f"{self._public_base_url}{SIGNED_ROUTE}{quote(key)}?{urlencode(query)}"
+
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        return self._url(key, method, expires_in_seconds)
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A URL of the service's own signed route, which checks type and size itself."""
+        url = self._url(key, "PUT", expires_in_seconds, content_type, content_length)
+        headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
+        return SignedUpload(url, headers, frozenset({CONTENT_TYPE, CONTENT_LENGTH}))
 
     async def check(self) -> None:
         self._require_root("check")

@@ -16,7 +16,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import obstore
 from obstore.exceptions import (
@@ -37,7 +37,7 @@ from . import (
     ObjectInfo,
     ObjectNotFound,
     ObjectRejected,
-    SignedMethod,
+    SignedUpload,
     StorageError,
     StorageForbidden,
     StorageUnavailable,
@@ -211,17 +211,23 @@ class ObstoreStorage:
             raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
-    async def signed_url(
-        self,
-        key: str,
-        method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
-    ) -> str:
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        return await self._sign(key, method, expires_in_seconds)
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A SAS URL (Azure): it cannot bind the size or the type of what is put, so nothing
+        is enforced (docs/service/storage.md); S3 overrides this with signed headers."""
+        url = await self._sign(key, "PUT", expires_in_seconds)
+        headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": content_type}
+        return SignedUpload(url, headers, frozenset())
+
+    async def _sign(self, key: str, method: Literal["GET", "PUT"], seconds: int) -> str:
         validate_key(key)
         try:
             url: str = await obstore.sign_async(
-                self._signer, method, key, timedelta(seconds=expires_in_seconds)
+                self._signer, method, key, timedelta(seconds=seconds)
             )
         except OBSTORE_ERRORS as exc:
             raise translate(exc, f"sign {key}") from exc
