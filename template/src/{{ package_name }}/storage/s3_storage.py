@@ -8,16 +8,15 @@ addressing (``<endpoint>/<bucket>/<key>``), which every S3-compatible server und
 Signed upload URLs come from botocore, AWS's own signer: obstore signs only the method and the
 path, while a presigned PUT must also sign ``Content-Type`` and ``Content-Length`` so S3 refuses
 an upload of another type or size (SignatureDoesNotMatch). botocore finds the same credentials
-(variables, web identity token, task role, instance profile).
+(variables, web identity token, task role, instance profile). It is imported on the first
+signed upload, not at start: it takes longer to import than the rest of the service.
 """
 
+import importlib
 import threading
 from typing import Any
 
-import botocore.exceptions
-import botocore.session
 from anyio import to_thread
-from botocore.config import Config
 from obstore.store import S3Store
 from pydantic import SecretStr
 
@@ -69,11 +68,13 @@ def build_presigner(settings: StorageSettings) -> Any:
         )
     }
     addressing = "path" if endpoint is not None else "virtual"
-    return botocore.session.get_session().create_client(
+    session = importlib.import_module("botocore.session")
+    config = importlib.import_module("botocore.config").Config
+    return session.get_session().create_client(
         "s3",
         region_name=credentials.aws_region,
         endpoint_url=endpoint,
-        config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
+        config=config(signature_version="s3v4", s3={"addressing_style": addressing}),
         **secrets,
     )
 
@@ -88,18 +89,23 @@ class S3Storage(ObstoreStorage):
         self._presigner_lock = threading.Lock()
 
     def _presign_put(self, key: str, seconds: int, content_type: str, length: int) -> str:
-        with self._presigner_lock:  # built once, on first use (it loads botocore's models)
-            if self._presigner is None:
-                self._presigner = build_presigner(self._settings)
+        """Runs in a worker thread: the first call imports botocore and builds the client."""
+        botocore_error = importlib.import_module("botocore.exceptions").BotoCoreError
         params = {
             "Bucket": self._bucket,
             "Key": key,
             "ContentType": content_type,
             "ContentLength": length,
         }
-        url: str = self._presigner.generate_presigned_url(
-            "put_object", Params=params, ExpiresIn=seconds
-        )
+        try:
+            with self._presigner_lock:
+                if self._presigner is None:
+                    self._presigner = build_presigner(self._settings)
+            url: str = self._presigner.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=seconds
+            )
+        except botocore_error as exc:  # no credentials found, or none usable
+            raise StorageForbidden(f"sign {key}: {exc}"[:300]) from exc
         return url
 
     async def signed_upload(
@@ -107,12 +113,9 @@ class S3Storage(ObstoreStorage):
     ) -> SignedUpload:
         """A presigned PUT whose signature covers Content-Type and Content-Length."""
         validate_key(key)
-        try:
-            url = await to_thread.run_sync(
-                self._presign_put, key, expires_in_seconds, content_type, content_length
-            )
-        except botocore.exceptions.BotoCoreError as exc:
-            raise StorageForbidden(f"sign {key}: {exc}"[:300]) from exc
+        url = await to_thread.run_sync(
+            self._presign_put, key, expires_in_seconds, content_type, content_length
+        )
         headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
         return SignedUpload(url, headers, frozenset({CONTENT_TYPE, CONTENT_LENGTH}))
 
