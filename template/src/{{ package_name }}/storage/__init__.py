@@ -10,9 +10,12 @@ One small interface, ``ObjectStorage``, with one module per provider:
 
 Only the provider the service was generated with (plus the local directory) is installed;
 ``open_storage`` picks it from ``StorageSettings``. Every provider raises the same errors:
-``ObjectNotFound`` (404), ``StorageForbidden`` (the service's credentials were refused),
-``StorageUnavailable`` (the backend cannot be reached or failed), so callers never see a
-provider's own exception types.
+``ObjectNotFound`` (404), ``InvalidObjectKey`` and ``ObjectRejected`` (the request itself is
+wrong: a bad key or metadata, something the provider refuses as invalid), ``ObjectConflict`` (the
+key clashes with another object, e.g. a file where a folder is needed), ``StorageForbidden`` (the
+service's credentials were refused), ``StorageUnavailable`` (the backend cannot be reached or
+failed: the only one that means "try again later"), so callers never see a provider's own
+exception types.
 """
 
 import importlib
@@ -25,14 +28,23 @@ from typing import Literal, Protocol
 from .settings import StorageSettings
 
 SignedMethod = Literal["GET", "PUT"]
+# What a signed upload URL can bind, for SignedUpload.enforced.
+CONTENT_TYPE = "content_type"
+CONTENT_LENGTH = "content_length"
 
 # Keys are relative paths of safe characters: no "..", no empty or dot segments, no leading "/".
 KEY_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
 MAX_KEY_LENGTH = 512
+# A segment is a file name on a local volume (NAME_MAX is 255 bytes); Azure allows 254 segments.
+MAX_SEGMENT_LENGTH = 255
+MAX_SEGMENTS = 254
 _KEY = re.compile(KEY_PATTERN)
 # User metadata: short lowercase names and printable values, the subset every provider accepts.
 _METADATA_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_METADATA_VALUE_LENGTH = 256
+# S3 allows 2 KiB of user metadata in all (names and values); keep every provider under it.
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
@@ -54,6 +66,14 @@ class StorageUnavailable(StorageError):
 
 class InvalidObjectKey(StorageError, ValueError):
     """A key or metadata entry that no provider may be asked to store."""
+
+
+class ObjectRejected(StorageError):
+    """The backend refused the request as invalid (a 4xx of its own): the client's mistake."""
+
+
+class ObjectConflict(StorageError):
+    """The key clashes with another object: a file where a folder is needed, or the reverse."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,21 @@ class StoredObject:
     async def read_all(self) -> bytes:
         """The whole object in memory: only for small objects."""
         return b"".join([chunk async for chunk in self.chunks])
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    """A URL that lets its holder PUT one object, and what the storage holds the upload to.
+
+    ``headers`` must be sent with the PUT exactly as given (they are part of the signature where
+    the provider supports it). ``enforced`` names what the storage itself refuses when the
+    upload differs (``content_type``, ``content_length``): a provider that cannot bind one
+    leaves it out, and the caller must not rely on it (docs/service/storage.md).
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    enforced: frozenset[str]
 
 
 class ObjectStorage(Protocol):
@@ -118,15 +153,15 @@ class ObjectStorage(Protocol):
         """Objects whose key starts with the folder ``prefix`` (whole path segments: ``a/b``
         matches ``a/b/c`` but not ``a/bc``), in key order, at most ``limit`` of them."""
 
-    async def signed_url(
-        self,
-        key: str,
-        method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
-    ) -> str:
-        """A URL that lets its holder GET or PUT this one object until it expires, without
-        the service's credentials. It points at the public endpoint when one is configured."""
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        """A URL that lets its holder GET this one object until it expires, without the
+        service's credentials. It points at the public endpoint when one is configured."""
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A URL that lets its holder PUT this one object, of exactly ``content_length`` bytes
+        of ``content_type``, until it expires; bound by the signature where the provider can."""
 
     async def check(self) -> None:
         """Raise unless the bucket can be used (for readiness)."""
@@ -135,10 +170,30 @@ class ObjectStorage(Protocol):
 
 
 def validate_key(key: str) -> str:
-    if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
+    """The key, if every provider can store it; otherwise InvalidObjectKey naming the problem.
+
+    Checked before any request leaves the service, so a bad key is the client's 4xx and never
+    reaches a provider that would answer with an error that looks like an outage.
+    """
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidObjectKey(
+            f"invalid object key {key[:80]!r}...: longer than {MAX_KEY_LENGTH} characters"
+        )
+    if not _KEY.match(key):
         raise InvalidObjectKey(
             f"invalid object key {key[:80]!r}: use 1-{MAX_KEY_LENGTH} characters of letters, "
             "digits, '.', '_', '-' in '/'-separated segments (no '..', no leading '/')"
+        )
+    segments = key.split("/")
+    if len(segments) > MAX_SEGMENTS:
+        raise InvalidObjectKey(
+            f"invalid object key {key[:80]!r}: more than {MAX_SEGMENTS} '/'-separated segments"
+        )
+    longest = max(segments, key=len)
+    if len(longest) > MAX_SEGMENT_LENGTH:
+        raise InvalidObjectKey(
+            f"invalid object key {key[:80]!r}: segment {longest[:40]!r}... is longer than "
+            f"{MAX_SEGMENT_LENGTH} characters"
         )
     return key
 
@@ -149,8 +204,19 @@ def validate_prefix(prefix: str) -> str:
 
 
 def validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The metadata, if every provider can store it; otherwise InvalidObjectKey naming why."""
+    metadata = metadata or {}
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise InvalidObjectKey(
+            f"too many metadata entries ({len(metadata)}): at most {MAX_METADATA_ENTRIES}"
+        )
+    total = sum(len(name) + len(value.encode()) for name, value in metadata.items())
+    if total > MAX_METADATA_BYTES:
+        raise InvalidObjectKey(
+            f"metadata too large ({total} bytes of names and values): at most {MAX_METADATA_BYTES}"
+        )
     checked: dict[str, str] = {}
-    for name, value in (metadata or {}).items():
+    for name, value in metadata.items():
         if not _METADATA_NAME.match(name):
             raise InvalidObjectKey(
                 f"invalid metadata name {name[:80]!r}: lowercase letters, digits and '-', "
@@ -189,10 +255,13 @@ __all__ = [
     "DEFAULT_CONTENT_TYPE",
     "KEY_PATTERN",
     "InvalidObjectKey",
+    "ObjectConflict",
     "ObjectInfo",
     "ObjectNotFound",
+    "ObjectRejected",
     "ObjectStorage",
     "SignedMethod",
+    "SignedUpload",
     "StorageError",
     "StorageForbidden",
     "StorageSettings",

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import google.auth
 import google.auth.credentials
@@ -33,10 +33,15 @@ from google.oauth2 import service_account
 
 from ..config import ConfigError, EnvironmentSettings
 from . import (
+    CONTENT_LENGTH,
+    CONTENT_TYPE,
     DEFAULT_CONTENT_TYPE,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRejected,
     SignedMethod,
+    SignedUpload,
     StorageError,
     StorageForbidden,
     StorageUnavailable,
@@ -60,6 +65,9 @@ _TRANSIENT = (
     google.auth.exceptions.TransportError,
 )
 
+# 4xx statuses that mean "try again", not "the request is wrong".
+_RETRYABLE_CLIENT_CODES = frozenset({408, 425, 429})
+
 
 class GcsCredentials(EnvironmentSettings):
     # Path of a service account key file (JSON); unset: Application Default Credentials.
@@ -75,6 +83,11 @@ def translate(exc: Exception, action: str) -> StorageError:
         return StorageForbidden(f"{action}: the storage refused the service's credentials")
     if isinstance(exc, google.auth.exceptions.RefreshError):
         return StorageForbidden(f"{action}: could not obtain credentials: {exc}"[:300])
+    if isinstance(exc, api_exceptions.Conflict | api_exceptions.PreconditionFailed):
+        return ObjectConflict(f"{action}: {exc}"[:300])
+    if isinstance(exc, api_exceptions.ClientError) and exc.code not in _RETRYABLE_CLIENT_CODES:
+        # The provider refused the request itself: the client's mistake, never an outage.
+        return ObjectRejected(f"{action}: the storage refused the request ({exc.code})")
     return StorageUnavailable(f"{action}: {type(exc).__name__}: {exc}"[:300])
 
 
@@ -238,12 +251,27 @@ class GcsStorage:
         # Slice as well: not every server (the emulator, for one) honours max_results.
         return sorted((_info(blob) for blob in blobs), key=lambda info: info.key)[:limit]
 
-    async def signed_url(
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        return await self._sign(key, method, expires_in_seconds)
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A V4 signed PUT whose signature covers Content-Type and
+        ``x-goog-content-length-range``: GCS refuses another type or size."""
+        headers = {
+            "Content-Type": content_type,
+            "x-goog-content-length-range": f"{content_length},{content_length}",
+        }
+        url = await self._sign(key, "PUT", expires_in_seconds, headers)
+        return SignedUpload(url, headers, frozenset({CONTENT_TYPE, CONTENT_LENGTH}))
+
+    async def _sign(
         self,
         key: str,
         method: SignedMethod,
         expires_in_seconds: int,
-        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> str:
         validate_key(key)
         credentials = self._signing_credentials
@@ -266,12 +294,15 @@ class GcsStorage:
                 "service_account_email": getattr(fresh, "service_account_email", None),
                 "access_token": fresh.token,
             }
+        headers = dict(headers or {})
+        content_type = headers.pop("Content-Type", None)
         blob = self._bucket.blob(key)
         url: str = blob.generate_signed_url(
             version="v4",
             expiration=timedelta(seconds=expires_in_seconds),
             method=method,
             content_type=content_type,
+            headers=headers or None,
             api_access_endpoint=self._signing_endpoint,
             **signing,
         )

@@ -10,9 +10,11 @@ neither can collide with an object). An upload is streamed to a temporary file a
 place once complete, so readers never see half an object.
 
 Signed URLs point at this service's own ``/files/signed/<key>`` route and carry an HMAC of the
-method, key and expiry made with SECRET_KEY, which every replica shares.
+method, key and expiry (and, for an upload, its content type and exact size) made with
+SECRET_KEY, which every replica shares; the route refuses an upload of another type or size.
 """
 
+import errno
 import hashlib
 import hmac
 import json
@@ -22,15 +24,21 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlencode
 
 from anyio import open_file, to_thread
 
 from . import (
+    CONTENT_LENGTH,
+    CONTENT_TYPE,
     DEFAULT_CONTENT_TYPE,
+    InvalidObjectKey,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
     SignedMethod,
+    SignedUpload,
     StorageUnavailable,
     StoredObject,
     validate_key,
@@ -43,6 +51,19 @@ META_DIR = ".meta"
 UPLOAD_DIR = ".uploads"
 READ_CHUNK_BYTES = 256 * 1024
 SIGNED_ROUTE = "/files/signed/"
+# A key that needs a folder where a file is (or the reverse): the client's conflict, not an outage.
+_CONFLICT_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY})
+
+
+def translate(exc: OSError, action: str) -> Exception:
+    """The provider-neutral error for a file system error."""
+    if exc.errno in _CONFLICT_ERRNOS:
+        return ObjectConflict(
+            f"{action}: the key clashes with an existing object (a file cannot also be a folder)"
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return InvalidObjectKey(f"{action}: the key is too long for the storage volume")
+    return StorageUnavailable(f"{action}: {exc}")
 
 
 class LocalStorage:
@@ -87,14 +108,16 @@ class LocalStorage:
             async with await open_file(temporary, "wb") as file:
                 async for chunk in chunks:
                     await file.write(chunk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder of other objects", str(target))
             meta = {"content_type": content_type, "metadata": checked}
             meta_path = self._meta_path(key)
             meta_path.parent.mkdir(parents=True, exist_ok=True)
             meta_path.write_text(json.dumps(meta), encoding="utf-8")
-            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temporary, target)
         except OSError as exc:
-            raise StorageUnavailable(f"put {key}: {exc}") from exc
+            raise translate(exc, f"put {key}") from exc
         finally:
             temporary.unlink(missing_ok=True)
         return await self.head(key)
@@ -103,10 +126,10 @@ class LocalStorage:
         info = await self.head(key)
         try:
             file = await open_file(self._path(key), "rb")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFound(f"get {key}: not found") from None
         except OSError as exc:
-            raise StorageUnavailable(f"get {key}: {exc}") from exc
+            raise translate(exc, f"get {key}") from exc
 
         async def chunks() -> AsyncIterator[bytes]:
             async with file:
@@ -120,10 +143,11 @@ class LocalStorage:
         self._require_root(f"head {key}")
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # Nothing under a key whose folder is a file.
             raise ObjectNotFound(f"head {key}: not found") from None
         except OSError as exc:
-            raise StorageUnavailable(f"head {key}: {exc}") from exc
+            raise translate(exc, f"head {key}") from exc
         if not path.is_file():
             raise ObjectNotFound(f"head {key}: not found")
         try:
@@ -152,10 +176,10 @@ class LocalStorage:
         try:
             path.unlink(missing_ok=True)
             self._meta_path(key).unlink(missing_ok=True)
-        except IsADirectoryError:
-            return
+        except (IsADirectoryError, NotADirectoryError):
+            return  # a folder, or a key under a file: no object there to delete
         except OSError as exc:
-            raise StorageUnavailable(f"delete {key}: {exc}") from exc
+            raise translate(exc, f"delete {key}") from exc
 
     async def list(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
         prefix = validate_prefix(prefix)
@@ -185,34 +209,66 @@ class LocalStorage:
         try:
             found = await to_thread.run_sync(walk)
         except OSError as exc:
-            raise StorageUnavailable(f"list {prefix!r}: {exc}") from exc
+            raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
-    def signature(self, key: str, method: str, expires: int) -> str:
-        message = f"{method}\n{key}\n{expires}".encode()
+    def signature(
+        self,
+        key: str,
+        method: str,
+        expires: int,
+        content_type: str = "",
+        content_length: int | None = None,
+    ) -> str:
+        length = "" if content_length is None else str(content_length)
+        message = f"{method}\n{key}\n{expires}\n{content_type}\n{length}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def verify(self, key: str, method: str, expires: int, signature: str) -> bool:
-        """True for an unexpired signature this service made for this method and key.
+    def verify(
+        self,
+        key: str,
+        method: str,
+        expires: int,
+        signature: str,
+        content_type: str = "",
+        content_length: int | None = None,
+    ) -> bool:
+        """True for an unexpired signature this service made for this method and key (and
+        this content type and size, for an upload).
 
         Expiry is wall-clock (Unix time), the one clock every replica agrees on.
         """
         if expires < time.time():
             return False
-        return hmac.compare_digest(self.signature(key, method, expires), signature)
+        expected = self.signature(key, method, expires, content_type, content_length)
+        return hmac.compare_digest(expected, signature)
 
-    async def signed_url(
+    def _url(
         self,
         key: str,
         method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
+        seconds: int,
+        content_type: str = "",
+        content_length: int | None = None,
     ) -> str:
         validate_key(key)
-        expires = int(time.time()) + expires_in_seconds
-        signature = self.signature(key, method, expires)
-        query = urlencode({"method": method, "expires": expires, "signature": signature})
-        return f"{self._public_base_url}{SIGNED_ROUTE}{quote(key)}?{query}"
+        expires = int(time.time()) + seconds
+        query: dict[str, str | int] = {"method": method, "expires": expires}
+        if content_length is not None:
+            query |= {"content_type": content_type, "content_length": content_length}
+        query["signature"] = self.signature(key, method, expires, content_type, content_length)
+        return f"{self._public_base_url}{SIGNED_ROUTE}{quote(key)}?{urlencode(query)}"
+
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        return self._url(key, method, expires_in_seconds)
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A URL of the service's own signed route, which checks type and size itself."""
+        url = self._url(key, "PUT", expires_in_seconds, content_type, content_length)
+        headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
+        return SignedUpload(url, headers, frozenset({CONTENT_TYPE, CONTENT_LENGTH}))
 
     async def check(self) -> None:
         self._require_root("check")

@@ -6,26 +6,38 @@ a multipart upload (S3) or staged blocks (Azure), so memory stays near part size
 ``get`` hands out the body as it arrives. Each provider module only builds the two stores: one
 for the service's own requests, one for signing URLs against the public endpoint (signatures
 cover the host name, so a URL signed for the internal address fails on the public one).
+
+An upload that fails or is cancelled leaves no multipart upload open: obstore aborts it when the
+stream it reads raises, but not when its own task is cancelled (the parts would stay stored and
+billed), so ``put`` never lets cancellation reach obstore: it stops the stream instead.
 """
 
+import asyncio
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import obstore
 from obstore.exceptions import (
+    AlreadyExistsError,
     BaseError,
+    InvalidPathError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionError,
     UnauthenticatedError,
 )
 from obstore.store import AzureStore, S3Store
 
 from . import (
     DEFAULT_CONTENT_TYPE,
+    InvalidObjectKey,
+    ObjectConflict,
     ObjectInfo,
     ObjectNotFound,
-    SignedMethod,
+    ObjectRejected,
+    SignedUpload,
     StorageError,
     StorageForbidden,
     StorageUnavailable,
@@ -46,6 +58,10 @@ _STANDARD_ATTRIBUTES = frozenset(
     {"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control"}
 )
 READ_CHUNK_BYTES = 256 * 1024
+# obstore reports the provider's HTTP status only in the message ("... status code: 400 ...").
+_CLIENT_ERROR_STATUS = re.compile(r"status(?: code)?:? (4\d\d)\b")
+# 4xx statuses that mean "try again", not "the request is wrong".
+_RETRYABLE_CLIENT_STATUSES = frozenset({"408", "425", "429"})
 
 
 def client_options(settings: StorageSettings, endpoint: str | None) -> dict[str, Any]:
@@ -77,6 +93,15 @@ def translate(exc: Exception, action: str) -> StorageError:
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError | PermissionError):
         return StorageForbidden(f"{action}: the storage refused the service's credentials")
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, InvalidPathError):
+        return InvalidObjectKey(f"{action}: {first_line[:300]}")
+    if isinstance(exc, AlreadyExistsError | PreconditionError):
+        return ObjectConflict(f"{action}: {first_line[:300]}")
+    status = _CLIENT_ERROR_STATUS.search(str(exc))
+    if status is not None and status.group(1) not in _RETRYABLE_CLIENT_STATUSES:
+        # The provider refused the request itself (too many headers, a bad argument...):
+        # the client's mistake, which retrying cannot fix; never an outage.
+        return ObjectRejected(f"{action}: the storage refused the request ({status.group(1)})")
     return StorageUnavailable(f"{action}: {first_line[:300]}")
 
 
@@ -93,6 +118,9 @@ class ObstoreStorage:
         self._part_size = settings.storage_part_size_bytes
         self._concurrency = settings.storage_upload_concurrency
         self._description = description
+        self._abort_wait_seconds = settings.storage_timeout_seconds
+        # Uploads of cancelled requests, still aborting their multipart upload.
+        self._aborting: set[asyncio.Future[Any]] = set()
 
     @property
     def description(self) -> str:
@@ -109,18 +137,33 @@ class ObstoreStorage:
         validate_key(key)
         attributes: dict[str, str] = {"Content-Type": content_type}
         attributes.update(validate_metadata(metadata))
-        try:
-            await obstore.put_async(
+        stream = StoppableStream(chunks)
+        upload = asyncio.ensure_future(
+            obstore.put_async(
                 self._store,
                 key,
-                chunks,
+                stream,
                 attributes=attributes,
                 chunk_size=self._part_size,
                 max_concurrency=self._concurrency,
             )
+        )
+        try:
+            await asyncio.shield(upload)
+        except asyncio.CancelledError:
+            # Stop the stream, so obstore aborts the multipart upload itself; close() waits.
+            stream.stop()
+            self._aborting.add(upload)
+            upload.add_done_callback(self._aborted)
+            raise
         except OBSTORE_ERRORS as exc:
             raise translate(exc, f"put {key}") from exc
         return await self.head(key)
+
+    def _aborted(self, upload: "asyncio.Future[Any]") -> None:
+        self._aborting.discard(upload)
+        if not upload.cancelled():
+            upload.exception()  # retrieved: the abort's error is expected, not worth a warning
 
     async def get(self, key: str) -> StoredObject:
         validate_key(key)
@@ -168,17 +211,23 @@ class ObstoreStorage:
             raise translate(exc, f"list {prefix!r}") from exc
         return sorted(found, key=lambda info: info.key)[:limit]
 
-    async def signed_url(
-        self,
-        key: str,
-        method: SignedMethod,
-        expires_in_seconds: int,
-        content_type: str | None = None,
-    ) -> str:
+    async def signed_url(self, key: str, method: Literal["GET"], expires_in_seconds: int) -> str:
+        return await self._sign(key, method, expires_in_seconds)
+
+    async def signed_upload(
+        self, key: str, expires_in_seconds: int, *, content_type: str, content_length: int
+    ) -> SignedUpload:
+        """A SAS URL (Azure): it cannot bind the size or the type of what is put, so nothing
+        is enforced (docs/service/storage.md); S3 overrides this with signed headers."""
+        url = await self._sign(key, "PUT", expires_in_seconds)
+        headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": content_type}
+        return SignedUpload(url, headers, frozenset())
+
+    async def _sign(self, key: str, method: Literal["GET", "PUT"], seconds: int) -> str:
         validate_key(key)
         try:
             url: str = await obstore.sign_async(
-                self._signer, method, key, timedelta(seconds=expires_in_seconds)
+                self._signer, method, key, timedelta(seconds=seconds)
             )
         except OBSTORE_ERRORS as exc:
             raise translate(exc, f"sign {key}") from exc
@@ -192,7 +241,54 @@ class ObstoreStorage:
             raise translate(exc, "list bucket") from exc
 
     async def close(self) -> None:
-        """obstore's HTTP client closes with the store; nothing to release early."""
+        """Wait (bounded) for cancelled uploads to abort; obstore's HTTP client closes with
+        the store."""
+        if self._aborting:
+            await asyncio.wait(set(self._aborting), timeout=self._abort_wait_seconds)
+
+
+class UploadStopped(Exception):
+    """Raised into obstore's read of an upload stream to make it abort the upload."""
+
+
+class StoppableStream:
+    """The chunks of an upload, until ``stop``: then the read in progress (or the next one)
+    raises UploadStopped, even while it waits for a client that sends nothing."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = chunks.__aiter__()
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def __aiter__(self) -> "StoppableStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._stopped.is_set():
+            raise UploadStopped
+        step = asyncio.ensure_future(_next_or_none(self._chunks))
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not step.done():
+            step.cancel()
+            raise UploadStopped
+        chunk = step.result()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
+async def _next_or_none(chunks: AsyncIterator[bytes]) -> bytes | None:
+    # StopAsyncIteration cannot travel through a task: the end of the stream is None.
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return None
 
 
 def _info(meta: Any, attributes: Mapping[str, Any] | None) -> ObjectInfo:
