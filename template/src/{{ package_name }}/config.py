@@ -167,6 +167,10 @@ class Settings(EnvironmentSettings):
     demo_username: str = "demo"
     demo_password: ServiceSecret = None
 
+    # /docs, /redoc and /openapi.json. Unset: on in development, off in production (the schema
+    # maps every route for whoever asks).
+    api_docs_enabled: bool | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     request_id_header: str = "X-Request-ID"
@@ -204,6 +208,12 @@ class Settings(EnvironmentSettings):
     @property
     def store_url_value(self) -> str:
         return self.store_url.get_secret_value() if self.store_url else "memory://"
+
+    @property
+    def api_docs_enabled_value(self) -> bool:
+        if self.api_docs_enabled is None:
+            return not self.is_production
+        return self.api_docs_enabled
 
     @property
     def cookie_secure(self) -> bool:
