@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
@@ -135,6 +135,9 @@ class Settings(EnvironmentSettings):
     # HTTP server (uvicorn). One process per container: scale with replicas, not workers.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The internal port: /metrics and the /jobs admin routes, for the cluster only (never routed
+    # by an Ingress or the public balancer). The public port answers 404 for them.
+    admin_port: int = Field(default=9000, ge=1, le=65535)
     # Above the load balancer's idle timeout, so the balancer (not us) closes idle connections.
     keepalive_timeout_seconds: int = Field(default=75, gt=0)
     forwarded_allow_ips: str = "127.0.0.1"
@@ -174,6 +177,12 @@ class Settings(EnvironmentSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     request_id_header: str = "X-Request-ID"
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.admin_port == self.port:
+            raise ValueError("ADMIN_PORT must differ from PORT: metrics and admin stay internal")
+        return self
 
     @property
     def is_production(self) -> bool:

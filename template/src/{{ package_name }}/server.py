@@ -8,11 +8,16 @@ still be sending traffic, and waits without bound for in-flight requests. Here S
 3. stops accepting, lets in-flight requests finish for up to ``SHUTDOWN_GRACE_SECONDS``,
 4. runs the application's shutdown (closing connections) and exits 0.
 
+One server listens on two ports (``listen``): PORT, public, and ADMIN_PORT, internal (metrics and
+admin routes, see ``web.internal``). Both follow the same drain: the internal port keeps answering
+scrapes while the public one drains, and both stop accepting together.
+
 A repeated SIGTERM changes nothing; SIGINT (Ctrl-C) skips the drain, a second one also stops
 waiting for in-flight requests.
 """
 
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -71,3 +76,21 @@ def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> Drain
         server_header=False,
     )
     return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds)
+
+
+def listen(settings: Settings) -> list[socket.socket]:
+    """Bound sockets for ``DrainingServer.run(sockets=...)``: the public port, then the internal."""
+    return [_bind(settings.host, settings.port), _bind(settings.host, settings.admin_port)]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
