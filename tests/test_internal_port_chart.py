@@ -1,6 +1,7 @@
-"""The chart keeps the internal port (ADMIN_PORT: metrics, admin routes) inside the cluster: its
+"""The chart and Compose keep the internal port (ADMIN_PORT: metrics, admin routes) inside: its
 own ClusterIP Service exposes it, the NetworkPolicy admits only the scraper to it, the Ingress
-never routes to it, and the scrape config (annotations, ServiceMonitor) names it."""
+never routes to it, the scrape config (annotations, ServiceMonitor) names it, and Compose's
+balancer balances the public port only."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from combinations import default_combination
-from deploy_checks import Artifacts, internal_port_invariants, render_chart
+from deploy_checks import Artifacts, check_compose, internal_port_invariants, render_chart
 
 pytestmark = [pytest.mark.tier1, pytest.mark.fast]
 
@@ -18,11 +20,28 @@ INGRESS_ON = {"ingress": {"enabled": True}}
 
 
 @pytest.fixture(scope="module")
-def chart(renderer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifacts(renderer, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     project = renderer(default_combination().data, tmp_path_factory.mktemp("internal") / "p")
-    found = Artifacts.find(project).chart
-    assert found is not None
-    return found
+    return Artifacts.find(project)
+
+
+@pytest.fixture(scope="module")
+def chart(artifacts: Artifacts) -> Path:
+    assert artifacts.chart is not None
+    return artifacts.chart
+
+
+def test_compose_balances_the_public_port_only(artifacts: Artifacts, tmp_path: Path) -> None:
+    assert artifacts.compose and artifacts.haproxy
+    app = yaml.safe_load(artifacts.compose.read_text())["services"]["app"]
+    assert "ports" not in app  # nothing published: only the balancer and the network reach it
+    assert app["environment"]["ADMIN_PORT"] != app["environment"]["PORT"]
+    assert check_compose(str(artifacts.compose), str(artifacts.haproxy)) == []
+    cfg = tmp_path / "haproxy.cfg"
+    admin_port = app["environment"]["ADMIN_PORT"]
+    cfg.write_text(artifacts.haproxy.read_text() + f"    server admin app:{admin_port}\n")
+    problems = check_compose(str(artifacts.compose), str(cfg))
+    assert any("routes to app:ADMIN_PORT" in p for p in problems), problems
 
 
 def by_kind(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
