@@ -542,7 +542,7 @@ def internal_port_invariants(
     exposes the container's admin port, and no Ingress routes to it."""
     problems: list[str] = []
     ports = {p.get("name"): p["containerPort"] for p in web.get("ports", [])}
-    if str(ports.get("admin")) != str(config.get("ADMIN_PORT", "9000")):
+    if str(ports.get("admin")) != str(config.get("ADMIN_PORT", "8001")):
         problems.append(f"container port admin {ports.get('admin')} is not ADMIN_PORT")
     internal: dict[str, set[Any]] = {}
     for service in by_kind.get("Service", []):
@@ -933,7 +933,7 @@ def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) ->
             )
     if not re.search(r"option httpchk GET /readyz", cfg):
         problems.append("haproxy.cfg does not check /readyz")
-    admin_port = str(env.get("ADMIN_PORT", "9000"))
+    admin_port = str(env.get("ADMIN_PORT", "8001"))
     if re.search(rf"\bapp:{admin_port}\b", cfg):
         problems.append(
             "haproxy.cfg routes to app:ADMIN_PORT: metrics and admin must stay internal"

@@ -137,7 +137,7 @@ class Settings(EnvironmentSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # The internal port: /metrics and the /jobs admin routes, for the cluster only (never routed
     # by an Ingress or the public balancer). The public port answers 404 for them.
-    admin_port: int = Field(default=9000, ge=1, le=65535)
+    admin_port: int = Field(default=8001, ge=1, le=65535)
     # Above the load balancer's idle timeout, so the balancer (not us) closes idle connections.
     keepalive_timeout_seconds: int = Field(default=75, gt=0)
     forwarded_allow_ips: str = "127.0.0.1"

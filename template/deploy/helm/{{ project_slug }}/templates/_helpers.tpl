@@ -77,7 +77,7 @@ so the node's copy is the same image) and Always for a tag (a tag can be moved).
 
 {{/* The internal port (metrics, admin routes): the service's own ADMIN_PORT setting. */}}
 {{- define "app.adminPort" -}}
-{{- .Values.config.ADMIN_PORT | default "9000" | int }}
+{{- .Values.config.ADMIN_PORT | default "8001" | int }}
 {{- end }}
 
 {{/* Where secret files are mounted: the service's own SECRETS_DIR setting. */}}
