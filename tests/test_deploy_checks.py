@@ -211,7 +211,8 @@ def test_connection_budget_fits_by_default_and_is_enforced(artifacts: Artifacts,
     assert (total, limit) == (54, 97)  # 13 pods x (3 + 1) + 2 (migration) <= 100 - 3
     assert chart_connection_budget_problems(chart) == []
     budget = chart / "templates/connection-budget.yaml"
-    budget.write_text(budget.read_text().replace('{{- include "app.checkConnectionBudget" . }}', ""))
+    include = '{{- include "app.checkConnectionBudget" . }}'
+    budget.write_text(budget.read_text().replace(include, ""))
     problems = chart_connection_budget_problems(chart)
     assert any("render: must be refused" in p for p in problems), problems
 

@@ -38,6 +38,7 @@ from deploy_checks.chart import (
     chart_connection_budget_problems,
     check_chart,
     connection_budget,
+    internal_port_invariants,
     manifest_invariants,
     pod_spec,
     render_chart,
@@ -63,6 +64,7 @@ __all__ = [
     "Artifacts", "DeployReport", "chart_connection_budget_problems", "check_chart", "check_compose",
     "check_workflow", "compose_store_problems", "connection_budget",
     "dependency_bot_problems", "deployment_environments", "duplicate_headings",
-    "image_smoke_script", "manifest_invariants", "markdown_problems", "pod_spec", "render_chart",
+    "image_smoke_script", "internal_port_invariants", "manifest_invariants", "markdown_problems",
+    "pod_spec", "render_chart",
     "route_paths", "run_checkov", "run_deploy_checks", "validate_manifest", "wording_problems",
 ]  # fmt: skip

@@ -280,6 +280,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
 
     problems += storage_invariants(docs, by_kind, config)
     problems += job_invariants(by_kind, hpas)
+    problems += internal_port_invariants(by_kind, web, config)
 
     # Migrations: only in the hook Job, never in the serving pods.
     if "migrate" in web.get("args", []) + web.get("command", []):
@@ -295,6 +296,46 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
 
 def _component(doc: Mapping[str, Any]) -> str | None:
     return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def internal_port_invariants(
+    by_kind: Mapping[str, list[dict[str, Any]]],
+    web: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> list[str]:
+    """Metrics and admin routes (ADMIN_PORT) stay inside the cluster: a ClusterIP Service
+    exposes the container's admin port, and no Ingress routes to it."""
+    problems: list[str] = []
+    ports = {p.get("name"): p["containerPort"] for p in web.get("ports", [])}
+    if str(ports.get("admin")) != str(config.get("ADMIN_PORT", "8001")):
+        problems.append(f"container port admin {ports.get('admin')} is not ADMIN_PORT")
+    internal: dict[str, set[Any]] = {}
+    for service in by_kind.get("Service", []):
+        name = service["metadata"]["name"]
+        for port in service["spec"].get("ports", []):
+            if port.get("targetPort") not in ("admin", ports.get("admin")):
+                continue
+            internal.setdefault(name, set()).update({port.get("name"), port.get("port")})
+            if service["spec"].get("type", "ClusterIP") != "ClusterIP":
+                problems.append(f"Service/{name} publishes the internal port outside the cluster")
+    if not internal:
+        problems.append("no Service exposes the internal port (admin) to the cluster")
+    for ingress in by_kind.get("Ingress", []):
+        spec = ingress["spec"]
+        backends = [spec.get("defaultBackend", {})] + [
+            path.get("backend", {})
+            for rule in spec.get("rules", [])
+            for path in rule.get("http", {}).get("paths", [])
+        ]
+        for backend in backends:
+            service = backend.get("service", {})
+            port = service.get("port", {})
+            named = {port.get("name"), port.get("number")} - {None}
+            if named & internal.get(service.get("name"), set()):
+                problems.append(
+                    f"Ingress/{ingress['metadata']['name']} routes to the internal port"
+                )
+    return problems
 
 
 def job_invariants(

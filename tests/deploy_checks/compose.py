@@ -208,6 +208,11 @@ def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) ->
             )
     if not re.search(r"option httpchk GET /readyz", cfg):
         problems.append("haproxy.cfg does not check /readyz")
+    admin_port = str(env.get("ADMIN_PORT", "8001"))
+    if re.search(rf"\bapp:{admin_port}\b", cfg):
+        problems.append(
+            "haproxy.cfg routes to app:ADMIN_PORT: metrics and admin must stay internal"
+        )
     for match in _L7_RETRIES.finditer(cfg):
         conditions = set(match.group(1).split()) - {"conn-failure", "none"}
         if conditions and not _SAFE_RETRY_ONLY.search(cfg):

@@ -13,13 +13,17 @@ every such variable of every feature at once (``check_configuration``).
 """
 
 import importlib
+import itertools
+import math
 import os
 import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
@@ -28,9 +32,12 @@ from .security.csrf import parse_origins
 DEFAULT_SECRETS_DIR = "/run/secrets"
 # Read in development only, from the working directory, as `docker compose` and most tools do.
 ENV_FILE = Path(".env")
-MIN_SECRET_KEY_LENGTH = 32
-# A padded word ("changeme" * 4) is long but guessable; random keys use many distinct characters.
-MIN_SECRET_KEY_DISTINCT_CHARACTERS = 12
+# The one strength rule of every secret this service signs or verifies with (``ServiceSecret``).
+MIN_SECRET_LENGTH = 32
+# What ``secret_strength_bits`` must reach: 32 random hex digits (128 bits) score 90 to 130, a
+# repeated word or a run like "abcdefghijkl..." near 0.
+MIN_SECRET_BITS = 80
+KEY_RECIPE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 # The checks of every feature's settings, as "module:callable" taking the core settings and
 # raising ConfigError; modules of features this service was not generated with do not exist and
@@ -43,6 +50,19 @@ FEATURE_SETTINGS = (
     "jobs.celery_app:CelerySettings.load",
     "observability.tracing:TracingSettings.load",
 )
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Marks a secret setting. ``checked``: this service signs or verifies with it, so production
+    refuses a weak value (``secret_problems``); otherwise it is a credential another system issued
+    and verifies (a URL's password, a cloud key), whose rules are that system's."""
+
+    checked: bool
+
+
+ServiceSecret = Annotated[SecretStr | None, Secret(checked=True)]
+Credential = Annotated[SecretStr | None, Secret(checked=False)]
 
 
 class ConfigError(Exception):
@@ -116,6 +136,9 @@ class Settings(EnvironmentSettings):
     # HTTP server (uvicorn). One process per container: scale with replicas, not workers.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The internal port: /metrics and the /jobs admin routes, for the cluster only (never routed
+    # by an Ingress or the public balancer). The public port answers 404 for them.
+    admin_port: int = Field(default=8001, ge=1, le=65535)
     # Above the load balancer's idle timeout, so the balancer (not us) closes idle connections.
     keepalive_timeout_seconds: int = Field(default=75, gt=0)
     forwarded_allow_ips: str = "127.0.0.1"
@@ -135,11 +158,11 @@ class Settings(EnvironmentSettings):
 
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    secret_key: SecretStr | None = None
+    secret_key: ServiceSecret = None
 
     # Shared store for sessions and cache (redis://, valkey://, memcached://). Unset in development:
     # an in-process store, which production refuses because each replica would have its own.
-    store_url: SecretStr | None = None
+    store_url: Credential = None
     store_timeout_seconds: float = Field(default=1.0, gt=0)
     key_namespace: str = Field(default=SERVICE_NAME, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -154,7 +177,11 @@ class Settings(EnvironmentSettings):
     # The example login route's one account. Development falls back to demo/demo; production has
     # no demo login unless DEMO_PASSWORD is set.
     demo_username: str = "demo"
-    demo_password: SecretStr | None = None
+    demo_password: ServiceSecret = None
+
+    # /docs, /redoc and /openapi.json. Unset: on in development, off in production (the schema
+    # maps every route for whoever asks).
+    api_docs_enabled: bool | None = None
 
     # Login throttling (security/throttle.py): failed attempts counted in the shared store, per
     # account and per client address, in fixed windows; over the limit a login gets 429.
@@ -183,6 +210,12 @@ class Settings(EnvironmentSettings):
     def trusted_origins(self) -> frozenset[str]:
         return parse_origins(self.csrf_trusted_origins)
 
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.admin_port == self.port:
+            raise ValueError("ADMIN_PORT must differ from PORT: metrics and admin stay internal")
+        return self
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -191,17 +224,10 @@ class Settings(EnvironmentSettings):
         """What makes these settings unsafe to start with (production only), one per variable."""
         if not self.is_production:
             return []
-        problems: list[str] = []
-        key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not key:
+        problems = secret_problems(self)
+        if self.secret_key is None:
             problems.append(
                 "SECRET_KEY is required when APP_ENV=production (env var or secret file)"
-            )
-        elif len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
-            problems.append(
-                f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
-                "when APP_ENV=production (generate one: python -c "
-                "'import secrets; print(secrets.token_urlsafe(48))')"
             )
         store = self.store_url.get_secret_value() if self.store_url else ""
         if not store:
@@ -225,6 +251,12 @@ class Settings(EnvironmentSettings):
         return self.store_url.get_secret_value() if self.store_url else "memory://"
 
     @property
+    def api_docs_enabled_value(self) -> bool:
+        if self.api_docs_enabled is None:
+            return not self.is_production
+        return self.api_docs_enabled
+
+    @property
     def cookie_secure(self) -> bool:
         if self.session_cookie_secure is None:
             return self.is_production
@@ -243,6 +275,60 @@ class Settings(EnvironmentSettings):
 
 
 _DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
+
+
+def secret_strength_bits(secret: str) -> float:
+    """A conservative estimate of a secret's entropy in bits.
+
+    Only one period of a repeated secret counts ("changeme" * 4 is "changeme"), and of that the
+    smaller of two estimates: the spread of its characters, and the spread of the steps between
+    neighbours (a run like "abcdef..." or "0123..." has one step). Random secrets score close to
+    their real entropy; padded words, keyboard runs and repeated characters score near 0.
+    """
+    core = secret[: _period(secret)]
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(core)]
+    return max(0.0, len(core) * min(_spread(list(core)), _spread(steps) if steps else 0.0))
+
+
+def _period(text: str) -> int:
+    """The length of the shortest prefix that repeated (the last copy cut short) gives ``text``."""
+    border = [0] * len(text)  # Knuth-Morris-Pratt: longest proper prefix that is also a suffix
+    for i in range(1, len(text)):
+        k = border[i - 1]
+        while k and text[i] != text[k]:
+            k = border[k - 1]
+        border[i] = k + 1 if text[i] == text[k] else 0
+    return len(text) - border[-1] if text else 0
+
+
+def _spread(symbols: list[Any]) -> float:
+    """Shannon entropy of the symbols, in bits per symbol."""
+    counts = Counter(symbols)
+    total = len(symbols)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def weak_secret(secret: str) -> bool:
+    """The one strength rule: at least ``MIN_SECRET_LENGTH`` characters and ``MIN_SECRET_BITS``."""
+    return len(secret) < MIN_SECRET_LENGTH or secret_strength_bits(secret) < MIN_SECRET_BITS
+
+
+def secret_problems(values: "EnvironmentSettings") -> list[str]:
+    """One problem per ``ServiceSecret`` field of ``values`` set to a weak value, named by its
+    variable. Every settings class runs it in production."""
+    prefix = str(values.model_config.get("env_prefix") or "").upper()
+    problems = []
+    for name, field in type(values).model_fields.items():
+        if not any(isinstance(m, Secret) and m.checked for m in field.metadata):
+            continue
+        value = getattr(values, name)
+        if value is not None and weak_secret(value.get_secret_value()):
+            problems.append(
+                f"{prefix}{name.upper()} must be at least {MIN_SECRET_LENGTH} random characters "
+                f"when APP_ENV=production (too short or too predictable; generate one: "
+                f"{KEY_RECIPE})"
+            )
+    return problems
 
 
 def read_settings() -> tuple[Settings, list[str]]:

@@ -8,6 +8,10 @@ still be sending traffic, and waits without bound for in-flight requests. Here S
 3. stops accepting, lets in-flight requests finish for up to ``SHUTDOWN_GRACE_SECONDS``,
 4. runs the application's shutdown (closing connections) and exits 0.
 
+One server listens on two ports (``listen``): PORT, public, and ADMIN_PORT, internal (metrics and
+admin routes, see ``web.internal``). Both follow the same drain: the internal port keeps answering
+scrapes while the public one drains, and both stop accepting together.
+
 A repeated SIGTERM changes nothing; SIGINT (Ctrl-C) skips the drain, a second one also stops
 waiting for in-flight requests.
 
@@ -21,6 +25,7 @@ exact count and size of the headers of each request are checked again by ``reque
 import asyncio
 import importlib.util
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -160,3 +165,21 @@ def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> Drain
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
     )
     return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds)
+
+
+def listen(settings: Settings) -> list[socket.socket]:
+    """Bound sockets for ``DrainingServer.run(sockets=...)``: the public port, then the internal."""
+    return [_bind(settings.host, settings.port), _bind(settings.host, settings.admin_port)]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

@@ -6,7 +6,7 @@ import secrets
 import httpx2
 
 # The demo login of every replica (production has none unless DEMO_PASSWORD is set).
-DEMO_PASSWORD = secrets.token_urlsafe(16)
+DEMO_PASSWORD = secrets.token_urlsafe(32)
 
 
 def login(base_url: str) -> dict[str, str]:

@@ -41,6 +41,7 @@ def _kill_pidfiles(directory: Path) -> None:
 class Replica:
     name: str
     port: int
+    admin_port: int
     env: dict[str, str]
     run_dir: Path
     module: str
@@ -50,6 +51,11 @@ class Replica:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The internal port (ADMIN_PORT): metrics and admin routes, never behind the balancer."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def pidfile(self) -> Path:
@@ -209,12 +215,16 @@ class Cluster:
         self.store = store
         self.replicas = []
         for index in range(size):
-            port = free_port()
-            merged: dict[str, str | None] = {**env, "PORT": str(port)}
+            port, admin_port = free_port(), free_port()
+            merged: dict[str, str | None] = {
+                **env,
+                "PORT": str(port),
+                "ADMIN_PORT": str(admin_port),
+            }
             if index < len(replica_env):
                 merged.update(replica_env[index])
             clean = {k: v for k, v in merged.items() if v is not None}
-            self.replicas.append(Replica(f"r{index + 1}", port, clean, run_dir, module))
+            self.replicas.append(Replica(f"r{index + 1}", port, admin_port, clean, run_dir, module))
         self.balancer = LoadBalancer(run_dir, self.replicas, haproxy)
         atexit.register(_kill_pidfiles, run_dir / "pids")
 

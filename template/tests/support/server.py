@@ -23,6 +23,8 @@ def free_port() -> int:
 class ServerProcess:
     process: subprocess.Popen[str]
     base_url: str
+    # The internal port (ADMIN_PORT): /metrics and the /jobs admin routes.
+    admin_url: str = ""
 
     def get(
         self,

@@ -1,4 +1,4 @@
-"""``serve`` (the default): the HTTP service on HOST:PORT."""
+"""``serve`` (the default): the HTTP service on HOST:PORT, metrics and admin on HOST:ADMIN_PORT."""
 
 import argparse
 from collections.abc import Callable
@@ -6,11 +6,11 @@ from collections.abc import Callable
 from ..config import ConfigError, Settings
 from ..lifecycle import Lifecycle
 from ..observability.logs import get_logger
-from ..server import build_server
+from ..server import build_server, listen
 from . import refuse_to_start, start
 
 NAME = "serve"
-HELP = "serve HTTP on HOST:PORT (the default command)"
+HELP = "serve HTTP on HOST:PORT, metrics and admin on ADMIN_PORT (the default command)"
 
 AppFactory = Callable[[Settings, Lifecycle], object]
 
@@ -45,7 +45,17 @@ def serve(app_factory: AppFactory | None = None) -> int:
     except ConfigError as exc:
         return refuse_to_start(exc)
     server = build_server(settings, app, lifecycle)
-    logger.info("starting http server", host=settings.host, port=settings.port)
-    server.run()
+    try:
+        sockets = listen(settings)
+    except OSError as exc:
+        logger.error("cannot listen", host=settings.host, error=str(exc))
+        return 1
+    logger.info(
+        "starting http server",
+        host=settings.host,
+        port=settings.port,
+        admin_port=settings.admin_port,
+    )
+    server.run(sockets=sockets)
     logger.info("stopped")
     return 0

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator
 
-from ..config import ConfigError, EnvironmentSettings, Settings
+from ..config import ConfigError, Credential, EnvironmentSettings, Settings
 
 ASYNC_SCHEME = "postgresql+asyncpg"
 ACCEPTED_SCHEMES = ("postgresql", "postgres", ASYNC_SCHEME)
@@ -29,7 +29,7 @@ def async_url(url: str) -> str:
 
 class DatabaseSettings(EnvironmentSettings):
     # postgresql://user:password@host:5432/dbname; may be a secret file (it carries a password).
-    database_url: SecretStr | None = None
+    database_url: Credential = None
 
     # Per replica: the pool keeps up to DB_POOL_SIZE connections open and opens up to
     # DB_MAX_OVERFLOW more under load, never more. Size them against max_connections (README).

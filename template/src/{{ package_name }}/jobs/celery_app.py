@@ -17,10 +17,10 @@ from typing import Any, Self
 
 from celery import Celery, Task
 from celery.signals import before_task_publish
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from .. import SERVICE_NAME
-from ..config import ConfigError, EnvironmentSettings, Settings, load_settings
+from ..config import ConfigError, Credential, EnvironmentSettings, Settings, load_settings
 from ..observability.logs import get_logger
 from .registry import REGISTRY, tick_for
 from .runtime import check_intervals, open_jobs
@@ -33,7 +33,7 @@ RUN_JOB_TASK = f"{SERVICE_NAME}.run_job"
 
 class CelerySettings(EnvironmentSettings):
     # The broker (Redis/Valkey). Unset: the lock URL (LOCK_URL, else STORE_URL).
-    celery_broker_url: SecretStr | None = None
+    celery_broker_url: Credential = None
     # How long a dead beat keeps the beat lock: the longest gap between two beats' schedules.
     celery_beat_lock_timeout_seconds: int = Field(default=60, ge=2)
     # How often the beat wakes up at most (and renews its lock): well below the lock timeout.

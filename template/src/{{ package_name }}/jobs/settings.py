@@ -7,18 +7,23 @@ else, in development only, this process's memory. Production refuses memory and 
 
 from typing import Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..config import ConfigError, EnvironmentSettings, Settings
+from ..config import (
+    ConfigError,
+    Credential,
+    EnvironmentSettings,
+    ServiceSecret,
+    Settings,
+    secret_problems,
+)
 from ..locks import backend_available, backend_module
-
-MIN_ADMIN_TOKEN_LENGTH = 32
 
 
 class DatabaseLocation(EnvironmentSettings):
     """The database's own DATABASE_URL, read by the same rules: locks fall back to it."""
 
-    database_url: SecretStr | None = None
+    database_url: Credential = None
 
     def url(self) -> str:
         return self.database_url.get_secret_value().strip() if self.database_url else ""
@@ -26,7 +31,7 @@ class DatabaseLocation(EnvironmentSettings):
 
 class JobsSettings(EnvironmentSettings):
     # redis://, valkey://, postgresql:// (or memory:// in development). Unset: see the module doc.
-    lock_url: SecretStr | None = None
+    lock_url: Credential = None
     # A holder that stops renewing (killed, partitioned) blocks others for at most this long.
     lock_ttl_seconds: float = Field(default=30.0, ge=0.2, le=3600)
     # Unset: a third of the TTL, so two renewals may fail before the lease runs out.
@@ -38,7 +43,7 @@ class JobsSettings(EnvironmentSettings):
     # Per-job interval overrides in seconds, as JSON: {"rollup_events": 300}.
     jobs_intervals: dict[str, float] = Field(default_factory=dict)
     # Bearer token for POST /jobs/{name}/run and GET /jobs; unset: those routes answer 403.
-    jobs_admin_token: SecretStr | None = None
+    jobs_admin_token: ServiceSecret = None
     # How long run records (status, idempotency keys) are kept.
     jobs_run_retention_seconds: int = Field(default=7 * 86400, ge=60)
 
@@ -107,12 +112,8 @@ class JobsSettings(EnvironmentSettings):
                 "postgresql://; unset, locks use STORE_URL when it is Redis/Valkey, else "
                 "DATABASE_URL): in-process locks would let every replica run every job"
             )
-        token = jobs.admin_token
-        if settings.is_production and token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
-            problems.append(
-                f"JOBS_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} random characters "
-                "when APP_ENV=production"
-            )
+        if settings.is_production:
+            problems += secret_problems(jobs)
         if problems:
             raise ConfigError(problems)
         return jobs

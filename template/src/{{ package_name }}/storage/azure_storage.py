@@ -10,16 +10,15 @@ private endpoint: ``http://127.0.0.1:10000/devstoreaccount1`` (the account is pa
 from typing import Any
 
 from obstore.store import AzureStore
-from pydantic import SecretStr
 
-from ..config import ConfigError, EnvironmentSettings
+from ..config import ConfigError, Credential, EnvironmentSettings
 from .obstore_common import ObstoreStorage, client_options, retry_config
 from .settings import StorageSettings
 
 
 class AzureCredentials(EnvironmentSettings):
     azure_storage_account_name: str | None = None
-    azure_storage_account_key: SecretStr | None = None
+    azure_storage_account_key: Credential = None
 
 
 def credential_problems(settings: StorageSettings) -> list[str]:

@@ -18,18 +18,17 @@ from typing import Any
 
 from anyio import to_thread
 from obstore.store import S3Store
-from pydantic import SecretStr
 
-from ..config import EnvironmentSettings
+from ..config import Credential, EnvironmentSettings
 from . import CONTENT_LENGTH, CONTENT_TYPE, SignedUpload, StorageForbidden, validate_key
 from .obstore_common import ObstoreStorage, client_options, retry_config
 from .settings import StorageSettings
 
 
 class S3Credentials(EnvironmentSettings):
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
+    aws_access_key_id: Credential = None
+    aws_secret_access_key: Credential = None
+    aws_session_token: Credential = None
     # The bucket's region; MinIO and most S3-compatible servers accept us-east-1.
     aws_region: str = "us-east-1"
 

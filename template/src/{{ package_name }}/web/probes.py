@@ -31,7 +31,9 @@ async def livez() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    status, body = await health.readiness(_lifecycle(request))
+    # Check errors may name internal addresses: production shows names and states only.
+    detailed = not request.app.state.settings.is_production
+    status, body = await health.readiness(_lifecycle(request), detailed=detailed)
     return JSONResponse(body, status_code=status, headers=NO_STORE)
 
 

@@ -75,6 +75,11 @@ so the node's copy is the same image) and Always for a tag (a tag can be moved).
 {{- .Values.config.PORT | default "8000" | int }}
 {{- end }}
 
+{{/* The internal port (metrics, admin routes): the service's own ADMIN_PORT setting. */}}
+{{- define "app.adminPort" -}}
+{{- .Values.config.ADMIN_PORT | default "8001" | int }}
+{{- end }}
+
 {{/* Where secret files are mounted: the service's own SECRETS_DIR setting. */}}
 {{- define "app.secretsDir" -}}
 {{- .Values.config.SECRETS_DIR | default "/run/secrets" }}
@@ -156,6 +161,9 @@ containers:
     ports:
       - name: http
         containerPort: {{ include "app.port" $root }}
+        protocol: TCP
+      - name: admin
+        containerPort: {{ include "app.adminPort" $root }}
         protocol: TCP
     startupProbe:
       httpGet:
