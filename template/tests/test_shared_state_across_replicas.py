@@ -1,26 +1,26 @@
 """Two real service processes sharing one store: any replica serves any session and cache entry."""
 
-from collections.abc import Callable
-
 import httpx2
+import pytest
 
-from .support.server import ServerProcess, StoreServer
+from .support.server import ServerProcess, Services, StoreServer
 
 KEY = "0123456789abcdef" * 3
 LOGIN = {"username": "demo", "password": "demo"}
 
 
-def two_replicas(
-    start_server: Callable[..., ServerProcess], store_url: str
-) -> tuple[ServerProcess, ServerProcess]:
-    env = {"STORE_URL": store_url, "SECRET_KEY": KEY, "KEY_NAMESPACE": "replicas-test"}
-    return start_server(**env), start_server(**env)
+Replicas = tuple[ServerProcess, ServerProcess]
 
 
-def test_session_written_on_one_replica_is_read_on_the_other(
-    start_server: Callable[..., ServerProcess], store_server: StoreServer
-) -> None:
-    a, b = two_replicas(start_server, store_server.url)
+@pytest.fixture
+def replicas(module_services: Services, store_server: StoreServer) -> Replicas:
+    """Two replicas on the session's store, started once for the module's tests."""
+    env = {"STORE_URL": store_server.url, "SECRET_KEY": KEY, "KEY_NAMESPACE": "replicas-test"}
+    return module_services.shared("a", **env), module_services.shared("b", **env)
+
+
+def test_session_written_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:
+    a, b = replicas
     with httpx2.Client(timeout=10) as client:
         assert client.post(a.base_url + "/session/login", json=LOGIN).status_code == 200
         assert client.get(b.base_url + "/session/whoami").json() == {"user": "demo"}
@@ -34,10 +34,8 @@ def test_session_written_on_one_replica_is_read_on_the_other(
         assert client.get(a.base_url + "/session/whoami").status_code == 401
 
 
-def test_cache_entries_are_shared_between_replicas(
-    start_server: Callable[..., ServerProcess], store_server: StoreServer
-) -> None:
-    a, b = two_replicas(start_server, store_server.url)
+def test_cache_entries_are_shared_between_replicas(replicas: Replicas) -> None:
+    a, b = replicas
     with httpx2.Client(timeout=10) as client:
         client.post(a.base_url + "/session/login", json=LOGIN)
         put = client.put(a.base_url + "/cache/items/greeting", json={"value": {"hello": "world"}})
@@ -54,10 +52,8 @@ def test_cache_entries_are_shared_between_replicas(
         assert client.get(a.base_url + "/cache/items/greeting").status_code == 404
 
 
-def test_cache_routes_need_a_session_and_validate_input(
-    start_server: Callable[..., ServerProcess], store_server: StoreServer
-) -> None:
-    a, _ = two_replicas(start_server, store_server.url)
+def test_cache_routes_need_a_session_and_validate_input(replicas: Replicas) -> None:
+    a, _ = replicas
     with httpx2.Client(timeout=10) as client:
         assert client.get(a.base_url + "/cache/items/x").status_code == 401
         client.post(a.base_url + "/session/login", json=LOGIN)
@@ -68,19 +64,19 @@ def test_cache_routes_need_a_session_and_validate_input(
 
 
 def test_store_commands_per_request_counted_by_the_server(
-    start_server: Callable[..., ServerProcess], own_store_server: StoreServer
+    replicas: Replicas, store_server: StoreServer
 ) -> None:
-    a, _ = two_replicas(start_server, own_store_server.url)
+    a, _ = replicas
     with httpx2.Client(timeout=10) as client:
-        before = own_store_server.total_commands()
+        before = store_server.total_commands()
         for _ in range(20):
             assert client.get(a.base_url + "/session/whoami").status_code == 401
-        assert own_store_server.total_commands() == before  # no cookie: no store access
+        assert store_server.total_commands() == before  # no cookie: no store access
 
         client.post(a.base_url + "/session/login", json=LOGIN)
-        before_reads = own_store_server.command_count("get")
-        before = own_store_server.total_commands()
+        before_reads = store_server.command_count("get")
+        before = store_server.total_commands()
         for _ in range(20):
             assert client.get(a.base_url + "/session/whoami").status_code == 200
-        assert own_store_server.command_count("get") - before_reads == 20
-        assert own_store_server.total_commands() - before == 20  # one read each, nothing else
+        assert store_server.command_count("get") - before_reads == 20
+        assert store_server.total_commands() - before == 20  # one read each, nothing else

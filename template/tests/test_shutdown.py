@@ -11,6 +11,12 @@ import httpx2
 from .support.server import ServerProcess, wait_until
 
 DRAIN_SECONDS = 2.0
+# In flight across the whole drain: the response comes after the drain ended.
+SLOW_SECONDS = DRAIN_SECONDS + 1
+
+
+def slow_request_arrived(server: ServerProcess) -> bool:
+    return bool(server.get("/slow/in-flight").json()["in_flight"] == 1)
 
 
 def test_sigterm_drains_finishes_in_flight_requests_and_exits_zero(
@@ -20,11 +26,11 @@ def test_sigterm_drains_finishes_in_flight_requests_and_exits_zero(
     slow_result: dict[str, httpx2.Response] = {}
 
     def slow_request() -> None:
-        slow_result["response"] = server.get("/slow", params={"seconds": 4})
+        slow_result["response"] = server.get("/slow", params={"seconds": SLOW_SECONDS})
 
     in_flight = threading.Thread(target=slow_request)
     in_flight.start()
-    time.sleep(0.5)  # let the slow request reach the handler
+    wait_until(lambda: slow_request_arrived(server), timeout=10)
     server.process.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
 
@@ -37,7 +43,7 @@ def test_sigterm_drains_finishes_in_flight_requests_and_exits_zero(
 
     in_flight.join(timeout=30)
     assert slow_result["response"].status_code == 200
-    assert slow_result["response"].json() == {"slept": 4}
+    assert slow_result["response"].json() == {"slept": SLOW_SECONDS}
 
     assert server.process.wait(timeout=30) == 0
     lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
@@ -52,6 +58,7 @@ def test_connections_are_accepted_during_the_drain_and_refused_after_exit(
     server = start_server(SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS), SHUTDOWN_GRACE_SECONDS="5")
     server.process.send_signal(signal.SIGTERM)
     server.process.send_signal(signal.SIGTERM)  # a repeated SIGTERM must not cut the drain short
+    # Halfway through the drain: no event to wait for, the point is how long it lasts.
     time.sleep(DRAIN_SECONDS / 2)
     assert server.get("/livez").status_code == 200
     assert server.process.wait(timeout=30) == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx2
 
-from ..support.server import StoreServer, free_port, wait_until
+from ..support.server import StoreServer, free_port, start_process, wait_until
 
 # haproxy polls /readyz this often and takes a replica out after one failure, so a draining
 # replica leaves the rotation well within SHUTDOWN_DRAIN_SECONDS.
@@ -157,16 +157,16 @@ backend replicas
 
     def start(self) -> None:
         self.config_path.write_text(self.config())
-        log = (self.run_dir / "logs" / "haproxy.log").open("ab")
-        self.process = subprocess.Popen(
-            [self.binary, "-db", "-f", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with (self.run_dir / "logs" / "haproxy.log").open("ab") as log:
+            self.process = start_process(
+                [self.binary, "-db", "-f", str(self.config_path)],
+                lambda: self.server_states() == dict.fromkeys(self.names(), "UP"),
+                timeout=20,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         (self.run_dir / "pids" / "haproxy.pid").write_text(str(self.process.pid))
-        wait_until(lambda: self.server_states() == dict.fromkeys(self.names(), "UP"), 20)
 
     def names(self) -> list[str]:
         return [r.name for r in self.replicas]

@@ -9,14 +9,13 @@ import hashlib
 import hmac
 import shutil
 import subprocess
-import time
 import uuid
 from email.utils import formatdate
 from pathlib import Path
 
 import httpx2
 
-from .server import free_port, require_binary
+from .server import free_port, http_answers, require_binary, start_process, stop_process
 
 PROVIDER = "azure"
 # Azurite's well-known development account (published in Azure's documentation).
@@ -48,7 +47,7 @@ class StorageServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = start_process(
             [
                 self.binary,
                 "--blobHost", "127.0.0.1",
@@ -58,24 +57,14 @@ class StorageServer:
                 "--skipApiVersionCheck",
                 "--silent",
             ],
+            lambda: http_answers(self.endpoint),
             cwd=self.directory,  # where Azurite writes its debug and lock files, if any
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(self.endpoint, timeout=1)
-                return
-            except httpx2.TransportError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import httpx2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .server import free_port, require_binary
+from .server import free_port, http_answers, require_binary, start_process, stop_process
 
 PROVIDER = "gcs"
 
@@ -53,25 +52,15 @@ class StorageServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = start_process(
             [self.binary, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"],
+            lambda: http_answers(self.endpoint + "/storage/v1/b?project=test-project"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(self.endpoint + "/storage/v1/b?project=test-project", timeout=1)
-                return
-            except httpx2.TransportError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"

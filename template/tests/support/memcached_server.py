@@ -3,12 +3,11 @@
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from pymemcache.client.base import Client
 
-from .server import free_port, require_binary
+from .server import answers, free_port, require_binary, start_process, stop_process
 
 
 class StoreServer:
@@ -25,16 +24,10 @@ class StoreServer:
         command = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
         if os.geteuid() == 0:
             command += ["-u", "root"]  # memcached refuses to run as root without being told
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                Client(("127.0.0.1", self.port), connect_timeout=0.2).version()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        client = Client(("127.0.0.1", self.port), connect_timeout=0.2)
+        self.process = start_process(
+            command, lambda: answers(client.version, OSError), stdout=subprocess.DEVNULL
+        )
 
     def _stats(self) -> dict[bytes, int]:
         stats: dict[bytes, int] = Client(("127.0.0.1", self.port)).stats()
@@ -51,6 +44,4 @@ class StoreServer:
         return sum(int(stats.get(name, 0)) for name in names)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)

@@ -1,10 +1,10 @@
 """A throw-away PostgreSQL on a free loopback port, or the server named by TEST_DATABASE_URL.
 
-The server is made with the local binaries (``initdb`` and ``pg_ctl`` from
-``/usr/lib/postgresql/<version>/bin``, ``pg_config --bindir`` or the PATH), with trust
-authentication and fsync off, in a fresh directory that is removed afterwards. PostgreSQL refuses
-to run as root: under root both commands run as the ``postgres`` user. A server already running
-on the machine is never used or touched, unless TEST_DATABASE_URL points at it.
+The server is made with the local binaries (``initdb``, ``postgres``, ``pg_isready`` and
+``pg_ctl`` from ``/usr/lib/postgresql/<version>/bin``, ``pg_config --bindir`` or the PATH), with
+trust authentication and fsync off, in a fresh directory that is removed afterwards. PostgreSQL
+refuses to run as root: under root the server runs as the ``postgres`` user. A server already
+running on the machine is never used or touched, unless TEST_DATABASE_URL points at it.
 """
 
 import asyncio
@@ -23,13 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from .server import free_port, require_binary
+from .server import free_port, require_binary, start_process, stop_process
 
 TEST_DATABASE_URL = "TEST_DATABASE_URL"
+SERVER_TOOLS = ("initdb", "postgres", "pg_isready", "pg_ctl")
 
 
 def find_bindir() -> str | None:
-    """The directory holding initdb and pg_ctl, newest version first."""
+    """The directory holding the SERVER_TOOLS, newest version first."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
         key=lambda path: int(Path(path).parent.name) if Path(path).parent.name.isdigit() else 0,
@@ -46,7 +47,7 @@ def find_bindir() -> str | None:
     if initdb:
         candidates.append(str(Path(initdb).resolve().parent))
     for directory in candidates:
-        if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl")):
+        if all((Path(directory) / tool).is_file() for tool in SERVER_TOOLS):
             return directory
     return None
 
@@ -81,6 +82,7 @@ class PostgresServer:
     def __init__(self, url: str | None = None) -> None:
         self.own = url is None
         self.directory: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.port = free_port()
         if url is not None:
             self.url = url
@@ -121,18 +123,29 @@ class PostgresServer:
                 "--no-sync",
                 "--encoding", "UTF8",
             )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=100"
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "fsync": "off",
+            "max_connections": "100",
+            "unix_socket_directories": str(self.directory),
+        }
+        options = [f"--{name}={value}" for name, value in settings.items()]
+        with (self.directory / "server.log").open("ab") as log:
+            self.process = start_process(
+                [*self.as_postgres, f"{self.bindir}/postgres", "-D", f"{self.directory}/data",
+                 "-p", str(self.port), *options],
+                self._accepts_connections,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd="/",  # the postgres user may not be allowed into the current directory
+            )  # fmt: skip
+
+    def _accepts_connections(self) -> bool:
+        ready = subprocess.run(
+            [f"{self.bindir}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            check=False,
         )
-        self._run(
-            f"{self.bindir}/pg_ctl",
-            "-D", f"{self.directory}/data",
-            "-l", f"{self.directory}/server.log",
-            "-w", "-t", "30",
-            "-o", options,
-            "start",
-        )  # fmt: skip
+        return ready.returncode == 0
 
     def stop(self) -> None:
         """Stop the server (fast: open connections are closed); its data is kept."""
@@ -140,6 +153,8 @@ class PostgresServer:
             self._run(
                 f"{self.bindir}/pg_ctl", "-D", f"{self.directory}/data", "-m", "fast", "-w", "stop"
             )
+            stop_process(self.process)
+            self.process = None
 
     def remove(self) -> None:
         if not self.own or self.directory is None:

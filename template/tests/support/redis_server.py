@@ -2,12 +2,11 @@
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from .server import free_port, require_binary
+from .server import answers, free_port, require_binary, start_process, stop_process
 
 
 class StoreServer:
@@ -21,7 +20,8 @@ class StoreServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        self.process = start_process(
             [
                 self.binary,
                 "--port", str(self.port),
@@ -30,18 +30,10 @@ class StoreServer:
                 "--appendonly", "no",
                 "--dir", str(self.directory),
             ],
+            lambda: answers(client.ping, redis.ConnectionError),
+            timeout=10,
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
 
     def command_count(self, command: str) -> int:
         """How many times the server ran `command` (e.g. "get") since it started."""
@@ -54,6 +46,4 @@ class StoreServer:
         return sum(self.command_count(name) for name in ("get", "set", "del"))
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)

@@ -2,13 +2,12 @@
 
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx2
 
-from .server import free_port
+from .server import free_port, http_answers, start_process, stop_process
 
 PROVIDER = "s3"
 
@@ -23,25 +22,15 @@ class StorageServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = start_process(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            lambda: http_answers(self.endpoint + "/moto-api/"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(self.endpoint + "/moto-api/", timeout=1)
-                return
-            except httpx2.TransportError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"

@@ -1,12 +1,15 @@
 """Helpers for tests that run the service as a real process."""
 
+import functools
 import os
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import httpx2
 import pytest
@@ -35,17 +38,23 @@ class ServerProcess:
         return httpx2.get(self.base_url + path, params=params, headers=headers, timeout=10)
 
     def started(self) -> bool:
+        """For a process started with ``wait=False``: up yet? Fails if it already exited."""
         if self.process.poll() is not None:
             raise AssertionError(f"server exited early with {self.process.returncode}")
-        try:
-            return self.get("/startupz").status_code == 200
-        except httpx2.TransportError:
-            return False
+        return service_started(self.base_url)
 
     def output(self) -> str:
         """Everything the process wrote to stdout; call after it exited."""
         stdout, _ = self.process.communicate(timeout=30)
         return stdout
+
+
+def service_started(base_url: str) -> bool:
+    """Whether the service at ``base_url`` answers /startupz with 200."""
+    try:
+        return httpx2.get(base_url + "/startupz", timeout=10).status_code == 200
+    except httpx2.TransportError:
+        return False
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -55,6 +64,118 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def answers(call: Callable[[], object], *errors: type[BaseException]) -> bool:
+    """Whether ``call()`` returns instead of raising one of ``errors`` (a server not up yet)."""
+    try:
+        call()
+    except errors:
+        return False
+    return True
+
+
+def http_answers(url: str) -> bool:
+    """Whether anything answers HTTP at ``url`` (any status: the server is up)."""
+    return answers(lambda: httpx2.get(url, timeout=1), httpx2.TransportError)
+
+
+def start_process(
+    command: Sequence[str],
+    ready: Callable[[], bool],
+    timeout: float = 30.0,
+    **popen: Any,
+) -> "subprocess.Popen[Any]":
+    """Start a server process and return once ``ready()`` is true.
+
+    The one start-and-wait loop of the test servers (the store, storage emulators, PostgreSQL,
+    the service itself): a process that exits before it is ready fails at once with its exit
+    code instead of after the timeout, and one that never gets ready is killed, not leaked.
+    """
+    process: subprocess.Popen[Any] = subprocess.Popen(list(command), **popen)
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{command[0]} exited early with {process.returncode}")
+        return ready()
+
+    try:
+        wait_until(up, timeout)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process
+
+
+def stop_process(process: "subprocess.Popen[Any] | None", kill: bool = False) -> None:
+    """Stop a process started by ``start_process`` (SIGTERM, or SIGKILL with ``kill``)."""
+    if process is None or process.poll() is not None:
+        return
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+class Services:
+    """Runs the service (``script``: its entry point plus test routes) as real processes.
+
+    Every process listens on a free loopback port and is killed by ``stop_all``. ``shared``
+    starts one process per name and returns it again afterwards, for fixtures that keep
+    replicas for a whole module: start them from a function-scoped fixture, so the
+    environment they inherit is the one the autouse fixtures cleaned.
+    """
+
+    # Test processes do not drain on SIGTERM (production waits SHUTDOWN_DRAIN_SECONDS for the
+    # load balancer): only the tests of the drain set it.
+    DEFAULTS: ClassVar[dict[str, str]] = {
+        "HOST": "127.0.0.1",
+        "SESSION_COOKIE_SECURE": "false",  # the tests talk plain http on loopback
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+    }
+
+    def __init__(self, script: Path) -> None:
+        self.script = script
+        self.started: list[ServerProcess] = []
+        self.by_name: dict[str, ServerProcess] = {}
+
+    def start(self, wait: bool = True, **env: str) -> ServerProcess:
+        """Start one process; ``wait=False`` returns at once, for tests of a starting service."""
+        port, admin_port = free_port(), free_port()
+        command = [sys.executable, str(self.script)]
+        ports = {"PORT": str(port), "ADMIN_PORT": str(admin_port)}
+        popen: dict[str, Any] = {
+            "env": {**os.environ, **self.DEFAULTS, **ports, **env},
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.STDOUT,
+            "text": True,
+        }
+        base_url, admin_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+        if not wait:
+            server = ServerProcess(subprocess.Popen(command, **popen), base_url, admin_url)
+        else:
+            ready = functools.partial(service_started, base_url)
+            process = start_process(command, ready, timeout=60, **popen)
+            server = ServerProcess(process, base_url, admin_url)
+        self.started.append(server)
+        return server
+
+    def shared(self, name: str, **env: str) -> ServerProcess:
+        """The process called ``name``, started with ``env`` on first use."""
+        if name not in self.by_name:
+            self.by_name[name] = self.start(True, **env)
+        return self.by_name[name]
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            stop_process(server.process, kill=True)
+        self.started.clear()
+        self.by_name.clear()
 
 
 ProductionRequirement = Callable[[pytest.FixtureRequest], Mapping[str, str]]

@@ -19,7 +19,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,8 +116,11 @@ class SessionManager:
         ttl_seconds: int,
         expiry: Expiry = "sliding",
         cookie: CookiePolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        # Wall-clock seconds; tests pass a clock they advance instead of sleeping.
+        self.clock = clock
         self._key = hashlib.sha256(("session-cookie:" + secret_key).encode()).digest()
         self._prefix = f"{namespace}:session:"
         self.ttl_seconds = ttl_seconds
@@ -165,7 +168,7 @@ class SessionManager:
                 await self.store.delete(self._record_key(session.id))
                 return [self._set_cookie("", max_age=0)]
             return []
-        now = time.time()
+        now = self.clock()
         stale = self.expiry == "sliding" and session.id is not None and now >= session.refresh_at
         if not (session.modified or stale):
             return []
