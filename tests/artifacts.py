@@ -380,34 +380,44 @@ def materialise(
     return dst
 
 
+def plain_renders(src: Path, combos: Iterable[Any], root: Path) -> dict[str, Path]:
+    """Each combination rendered by plain copier.run_copy (no patches, no cache)."""
+    from helpers import render
+
+    trees = {}
+    for i, combo in enumerate(combos):
+        trees[combo.id] = root / f"plain{i:03d}"
+        render(src, trees[combo.id], combo.data)
+    return trees
+
+
+def tree_differences(arts: Artifacts, combo_id: str, plain_root: Path) -> list[str]:
+    """Every path, byte and executable bit where an assembled tree and a real one differ."""
+    plain = {p.relative_to(plain_root).as_posix(): p for p in sorted(plain_root.rglob("*"))}
+    assembled = arts.tree(combo_id)
+    found = []
+    for rel in sorted(set(plain) | set(assembled)):
+        if rel not in assembled:
+            found.append(f"{rel}: rendered by Copier, missing from the assembled tree")
+        elif rel not in plain:
+            found.append(f"{rel}: assembled, but Copier does not render it")
+        elif plain[rel].is_dir() != (assembled[rel] is None):
+            found.append(f"{rel}: a directory in one tree, a file in the other")
+        elif assembled[rel] is not None:
+            if plain[rel].read_bytes() != assembled[rel]:
+                found.append(f"{rel}: content differs from Copier's render")
+            elif bool(plain[rel].stat().st_mode & stat.S_IXUSR) != bool(
+                arts.files[combo_id][rel][1] & stat.S_IXUSR
+            ):
+                found.append(f"{rel}: executable bit differs from Copier's render")
+    return found
+
+
 def compare_with_copier(
     src: Path, arts: Artifacts, combos: Iterable[Any], root: Path
 ) -> dict[str, list[str]]:
-    """Render combinations with plain copier.run_copy (no patches) and compare every path,
-    byte and executable bit with the assembled manifest; returns differences per id."""
-    from helpers import render
-
-    differences: dict[str, list[str]] = {}
-    for i, combo in enumerate(combos):
-        dst = root / f"plain{i:03d}"
-        render(src, dst, combo.data)
-        plain = {p.relative_to(dst).as_posix(): p for p in sorted(dst.rglob("*"))}
-        found = []
-        assembled = arts.tree(combo.id)
-        for rel in sorted(set(plain) | set(assembled)):
-            if rel not in assembled:
-                found.append(f"{rel}: rendered by Copier, missing from the assembled tree")
-            elif rel not in plain:
-                found.append(f"{rel}: assembled, but Copier does not render it")
-            elif plain[rel].is_dir() != (assembled[rel] is None):
-                found.append(f"{rel}: a directory in one tree, a file in the other")
-            elif assembled[rel] is not None:
-                if plain[rel].read_bytes() != assembled[rel]:
-                    found.append(f"{rel}: content differs from Copier's render")
-                elif bool(plain[rel].stat().st_mode & stat.S_IXUSR) != bool(
-                    arts.files[combo.id][rel][1] & stat.S_IXUSR
-                ):
-                    found.append(f"{rel}: executable bit differs from Copier's render")
-        if found:
-            differences[combo.id] = found
-    return differences
+    """Render combinations with plain copier.run_copy and compare them with their assembled
+    trees; returns the differences per combination id (empty: sound)."""
+    trees = plain_renders(src, combos, root)
+    differences = {cid: tree_differences(arts, cid, tree) for cid, tree in trees.items()}
+    return {cid: found for cid, found in differences.items() if found}
