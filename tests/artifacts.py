@@ -162,7 +162,8 @@ class TemplateAnalysis:
 
     def string_names(self, source: str) -> set[str]:
         if source not in self._names_cache:
-            self._names_cache[source] = self._names(self.env.parse(source), repr(source), frozenset())
+            ast = self.env.parse(source)
+            self._names_cache[source] = self._names(ast, repr(source), frozenset())
         return self._names_cache[source]
 
     def _scan(self) -> list[Entry]:
@@ -170,7 +171,8 @@ class TemplateAnalysis:
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
             dirnames.sort()
             base = Path(dirpath)
-            for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in sorted(filenames)]:
+            listed = [(d, True) for d in dirnames] + [(f, False) for f in sorted(filenames)]
+            for name, is_dir in listed:
                 rel = (base / name).relative_to(self.root)
                 if (base / name).is_symlink() and not (base / name).resolve().is_relative_to(
                     self.local

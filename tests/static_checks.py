@@ -28,9 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from artifacts import compare_with_copier, materialise, render_artifacts, write_blobs
 from container_checks import dockerfile_problems, dockerignore_problems, hadolint_problems
 from deploy_checks import run_deploy_checks
-from artifacts import compare_with_copier, materialise, render_artifacts, write_blobs
 from helpers import POOL_CONTEXT
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -261,6 +261,7 @@ def run_static_checks(
     keep: bool = False,
     verify: int = 12,
     seed: int | None = None,
+    always_verified: Iterable[str] = (),
 ) -> StaticReport:
     """Check every combination, each distinct artifact once; the expensive part of tier 1.
 
@@ -271,8 +272,9 @@ def run_static_checks(
     each combination's tree, made of hard links to the distinct contents.
 
     Soundness is proven on every run: `verify` combinations drawn with `seed` (random and
-    printed when None), plus the first one, are rendered with plain copier.run_copy and
-    compared byte for byte with their assembled trees; a difference fails that combination.
+    printed when None), plus `always_verified` (ids; the first combination when empty), are
+    rendered with plain copier.run_copy and compared byte for byte with their assembled
+    trees; a difference fails that combination.
 
     Trees that pass are deleted unless keep or TEMPLATE_TESTS_KEEP_TREES=1; failing trees are
     always kept for inspection.
@@ -345,8 +347,10 @@ def run_static_checks(
     # Soundness: a random sample rendered by plain Copier equals its assembled tree.
     verify_start = time.perf_counter()
     seed = random.SystemRandom().randrange(10**6) if seed is None else seed
-    rest = combos[1:]
-    sampled = combos[:1] + random.Random(seed).sample(rest, min(verify, len(rest)))
+    fixed = set(always_verified) or {c.id for c in combos[:1]}
+    rest = [c for c in combos if c.id not in fixed]
+    sampled = [c for c in combos if c.id in fixed]
+    sampled += random.Random(seed).sample(rest, min(verify, len(rest)))
     print(f"tier 1: comparing {len(sampled)} combinations with plain Copier renders, seed {seed}")
     mismatches = compare_with_copier(src, arts, sampled, root / "plain") if sampled else {}
     shutil.rmtree(root / "plain", ignore_errors=True)
@@ -402,8 +406,9 @@ def run_static_checks(
 
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (pools, ruff, helm, checkov)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
