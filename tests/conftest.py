@@ -132,11 +132,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section(f"{label}: static checks of rendered combinations", sep="-")
         write(
             f"{s['combinations']} combinations, {s['failed']} failed; "
-            f"{s['distinct_files']} distinct files checked ({s['files_rendered']} rendered)"
+            f"{s['distinct_files']} distinct files checked ({s['files_rendered']} in the trees, "
+            f"from {s['template_renders']} template renders); {s['ruff_shapes']} ruff shapes"
         )
         write(
-            f"median render time {s['median_render_s']} s per combination; wall time "
-            f"{s['wall_s']} s (rendering {s['render_wall_s']} s, ruff {s['ruff_wall_s']} s)"
+            f"wall time {s['wall_s']} s, CPU {s['cpu_s']} s (rendering {s['render_wall_s']} s, "
+            f"file checks {s['file_checks_wall_s']} s, ruff {s['ruff_wall_s']} s, "
+            f"trees {s['trees_wall_s']} s)"
+        )
+        eq = s["equivalence"]
+        write(
+            f"plain Copier renders equal to the assembled trees: {len(eq['sample'])} sampled, "
+            f"seed {eq['seed']}, mismatched {eq['mismatched'] or 'none'} ({eq['wall_s']} s)"
         )
         deploy = dict(s.get("deploy", {}))
         if len(deploy) > 1:

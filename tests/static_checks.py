@@ -13,7 +13,9 @@ import ast
 import hashlib
 import json
 import os
+import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -26,9 +28,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from artifacts import compare_with_copier, materialise, render_artifacts, write_blobs
 from container_checks import dockerfile_problems, dockerignore_problems, hadolint_problems
 from deploy_checks import run_deploy_checks
-from helpers import POOL_CONTEXT, median, render_many
+from helpers import POOL_CONTEXT
 
 ANSWERS_FILE = ".copier-answers.yml"
 # GitHub Actions expressions and shell ${#var} are not Jinja.
@@ -230,6 +233,10 @@ def _tree_of(line: str, root: Path) -> str | None:
 
 # --- the whole tier-1 run ------------------------------------------------------------------
 
+# Files a `ruff` run over a tree reads besides Python files: its configuration and ignores.
+_RUFF_INPUTS = ("pyproject.toml", "ruff.toml", ".ruff.toml", ".gitignore", ".ignore")
+_RUFF_SUFFIXES = (".py", ".pyi", ".ipynb")
+
 
 @dataclass
 class StaticReport:
@@ -238,16 +245,57 @@ class StaticReport:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = False) -> StaticReport:
-    """Render every combination in parallel and check them all; the expensive part of tier 1.
+def ruff_shape(files: dict[str, tuple[str, int]]) -> frozenset[tuple[str, str]]:
+    """What ruff sees of a tree: its Python files and the files that configure ruff."""
+    return frozenset(
+        (rel, sha)
+        for rel, (sha, _) in files.items()
+        if rel.endswith(_RUFF_SUFFIXES) or PurePosixPath(rel).name in _RUFF_INPUTS
+    )
 
-    Trees that pass are deleted (thousands of them add up) unless keep or
-    TEMPLATE_TESTS_KEEP_TREES=1; failing trees are always kept for inspection.
+
+def run_static_checks(
+    src: Path,
+    root: Path,
+    combos: list[Any],
+    keep: bool = False,
+    verify: int = 12,
+    seed: int | None = None,
+    always_verified: Iterable[str] = (),
+) -> StaticReport:
+    """Check every combination, each distinct artifact once; the expensive part of tier 1.
+
+    Files come from the distinct-artifact renderer (artifacts.py): one render per template
+    file and distinct tuple of the answers it reads. Per-file checks run once per distinct
+    (kind, content, Python version); ruff once per distinct ruff shape (Python files plus
+    ruff's configuration), over trees holding just those files; the deployment checks over
+    each combination's tree, made of hard links to the distinct contents.
+
+    Soundness is proven on every run: `verify` combinations drawn with `seed` (random and
+    printed when None), plus `always_verified` (ids; the first combination when empty), are
+    rendered with plain copier.run_copy and compared byte for byte with their assembled
+    trees; a difference fails that combination.
+
+    Trees that pass are deleted unless keep or TEMPLATE_TESTS_KEEP_TREES=1; failing trees are
+    always kept for inspection.
     """
     keep = keep or os.environ.get("TEMPLATE_TESTS_KEEP_TREES") == "1"
-    start = time.perf_counter()
-    rendered = render_many(src, root, combos)
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    _, arts = render_artifacts(src, combos)
     render_wall = time.perf_counter() - start
+    ids = {c.id: i for i, c in enumerate(combos)}
+
+    # Each distinct content on disk once, under a name it has in some tree.
+    names: dict[str, str] = {}
+    kinds: dict[str, dict[str, str]] = {}
+    for combo_id, files in arts.files.items():
+        relpaths = set(files)
+        kinds[combo_id] = {
+            rel: classify(rel, relpaths, arts.blobs[sha]) for rel, (sha, _) in files.items()
+        }
+        for rel, (sha, _) in files.items():
+            names.setdefault(sha, rel)
+    blobs = write_blobs(arts, root / "blobs", names)
 
     python_of = {c.id: str(c.answers.get("python_version", "3.11")) for c in combos}
 
@@ -256,61 +304,121 @@ def run_static_checks(src: Path, root: Path, combos: list[Any], keep: bool = Fal
         return kind, sha, python_of[combo_id] if kind in {"py", "dockerfile"} else ""
 
     jobs: dict[tuple[str, str, str], str] = {}
-    for r in rendered.values():
-        for rel, sha, kind in r.files:
-            jobs.setdefault(key(r.id, sha, kind), str(r.dst / rel))
+    for combo_id, files in arts.files.items():
+        for rel, (sha, _) in files.items():
+            jobs.setdefault(key(combo_id, sha, kinds[combo_id][rel]), str(blobs[sha]))
+    checks_start = time.perf_counter()
     file_results = check_files(jobs)
+    checks_wall = time.perf_counter() - checks_start
 
+    # ruff over one tree per distinct shape.
     ruff_start = time.perf_counter()
-    ruff_per_tree, ruff_global = ruff_findings(root)
+    shapes: dict[frozenset[tuple[str, str]], str] = {}
+    shape_of: dict[str, str] = {}
+    for combo_id, files in arts.files.items():
+        shape = ruff_shape(files)
+        if shape not in shapes:
+            shapes[shape] = f"s{len(shapes):05d}"
+            own = {rel: files[rel] for rel, _ in shape}
+            materialise(own, (), root / "ruff" / shapes[shape], blobs)
+        shape_of[combo_id] = shapes[shape]
+    ruff_per_tree, ruff_global = ruff_findings(root / "ruff") if shapes else ({}, [])
     ruff_wall = time.perf_counter() - ruff_start
+
+    # Each combination's tree, as hard links, for the deployment checks and for inspection.
+    trees_start = time.perf_counter()
+    trees = {
+        c.id: materialise(arts.files[c.id], arts.dirs[c.id], root / f"c{ids[c.id]:05d}", blobs)
+        for c in combos
+    }
+    trees_wall = time.perf_counter() - trees_start
 
     # Chart, Compose, pipelines and checkov: once per distinct artifact (deploy_checks.py).
     deploy_start = time.perf_counter()
     deployable = [
-        r.dst
-        for r in rendered.values()
-        if not r.error and ((r.dst / "compose.yaml").is_file() or (r.dst / "deploy").is_dir())
+        tree
+        for combo_id, tree in trees.items()
+        if combo_id not in arts.errors
+        and ("compose.yaml" in arts.files[combo_id] or "deploy" in arts.dirs[combo_id])
     ]
     deploy = run_deploy_checks(deployable) if deployable else None
     deploy_wall = time.perf_counter() - deploy_start
 
+    # Soundness: a random sample rendered by plain Copier equals its assembled tree.
+    verify_start = time.perf_counter()
+    seed = random.SystemRandom().randrange(10**6) if seed is None else seed
+    fixed = set(always_verified) or {c.id for c in combos[:1]}
+    rest = [c for c in combos if c.id not in fixed]
+    sampled = [c for c in combos if c.id in fixed]
+    sampled += random.Random(seed).sample(rest, min(verify, len(rest)))
+    print(f"tier 1: comparing {len(sampled)} combinations with plain Copier renders, seed {seed}")
+    mismatches = compare_with_copier(src, arts, sampled, root / "plain") if sampled else {}
+    shutil.rmtree(root / "plain", ignore_errors=True)
+    verify_wall = time.perf_counter() - verify_start
+
     problems: dict[str, list[str]] = {}
-    for r in rendered.values():
-        found = [f"render failed:\n{r.error}"] if r.error else []
+    for combo in combos:
+        cid, tree = combo.id, trees[combo.id]
+        files = arts.files[cid]
+        found = [f"render failed:\n{arts.errors[cid]}"] if cid in arts.errors else []
+        found += [
+            f"assembled tree differs from plain Copier (seed {seed}): {m}"
+            for m in mismatches.get(cid, [])
+        ]
         if deploy is not None:
-            found += deploy.problems.get(r.dst.name, [])
-        found += tree_problems((rel for rel, _, _ in r.files), r.dirs)
-        for rel, sha, kind in r.files:
-            found += [f"{rel}: {p}" for p in file_results[key(r.id, sha, kind)]]
-        found += ruff_per_tree.get(r.dst.name, []) + ruff_global
-        problems[r.id] = found
+            found += deploy.problems.get(tree.name, [])
+        found += tree_problems(files, arts.dirs[cid])
+        for rel, (sha, _) in files.items():
+            found += [f"{rel}: {p}" for p in file_results[key(cid, sha, kinds[cid][rel])]]
+        found += ruff_per_tree.get(shape_of[cid], []) + ruff_global
+        problems[cid] = found
         if not found and not keep:
-            shutil.rmtree(r.dst, ignore_errors=True)  # keep only failing trees for inspection
+            shutil.rmtree(tree, ignore_errors=True)  # keep only failing trees for inspection
+    if not keep:
+        shutil.rmtree(root / "ruff", ignore_errors=True)
 
     stats = {
         "combinations": len(combos),
-        "files_rendered": sum(len(r.files) for r in rendered.values()),
+        "files_rendered": arts.stats["files_assembled"],
+        "template_renders": arts.stats["renders"],
         "distinct_files": len(jobs),
-        # Per kind of file: how many were rendered, and how many distinct ones were checked
+        "ruff_shapes": len(shapes),
+        # Per kind of file: how many the trees hold, and how many distinct ones were checked
         # (e.g. every combination's Dockerfile, checked once per distinct content).
-        "files_by_kind": _files_by_kind(rendered.values(), jobs),
-        "median_render_s": round(median(r.seconds for r in rendered.values() if not r.error), 3),
+        "files_by_kind": _files_by_kind(kinds.values(), jobs),
         "render_wall_s": round(render_wall, 2),
+        "file_checks_wall_s": round(checks_wall, 2),
         "ruff_wall_s": round(ruff_wall, 2),
+        "trees_wall_s": round(trees_wall, 2),
+        "equivalence": {
+            "seed": seed,
+            "sample": [c.id for c in sampled],
+            "mismatched": sorted(mismatches),
+            "wall_s": round(verify_wall, 2),
+        },
         "wall_s": round(time.perf_counter() - start, 2),
+        "cpu_s": round(_cpu_seconds() - cpu_start, 2),
         "failed": sum(1 for p in problems.values() if p),
         "deploy": {**(deploy.stats if deploy else {}), "wall_s": round(deploy_wall, 2)},
     }
-    return StaticReport(problems, {r.id: r.dst for r in rendered.values()}, stats)
+    return StaticReport(problems, trees, stats)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (pools, ruff, helm, checkov)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _files_by_kind(
-    rendered: Iterable[Any], jobs: dict[tuple[str, str, str], str]
+    kinds: Iterable[dict[str, str]], jobs: dict[tuple[str, str, str], str]
 ) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    for r in rendered:
-        for _, _, kind in r.files:
+    for per_tree in kinds:
+        for kind in per_tree.values():
             counts.setdefault(kind, {"rendered": 0, "distinct": 0})["rendered"] += 1
     for kind, _, _ in jobs:
         counts.setdefault(kind, {"rendered": 0, "distinct": 0})["distinct"] += 1
