@@ -11,15 +11,10 @@ header count and size to every request, whatever server runs the application.
 """
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .security.asgi import ASGIApp, Message, Receive, Scope, Send, send_json
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -59,20 +54,7 @@ def declared_length(scope: Scope) -> int | None:
 
 
 async def refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # The rest of the request is never read: do not leave it on the connection.
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, json.dumps({"detail": detail}).encode(), close=True)
 
 
 class RequestLimitsMiddleware:
