@@ -127,7 +127,8 @@ def _write_tier_times(terminalreporter: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     summary = _SUMMARY
     write = terminalreporter.write_line
-    _write_tier_times(terminalreporter)
+    if not hasattr(config, "workerinput"):  # xdist workers report to the controller
+        _write_tier_times(terminalreporter)
     for label, s in sorted(summary["static"].items()):
         terminalreporter.section(f"{label}: static checks of rendered combinations", sep="-")
         write(
