@@ -74,3 +74,19 @@ def test_rendered_tests_sleep_for_no_whole_seconds() -> None:
         "wait for a condition (wait_until), advance an injected clock or shorten the timeout "
         f"under test instead of sleeping: {long_sleeps}"
     )
+
+
+def test_every_service_process_gets_its_own_internal_port() -> None:
+    """A service started with a free PORT but the default ADMIN_PORT collides with any other
+    service process on the machine (the parser pair of one module, or another project's suite
+    running beside it in CI): every environment that sets PORT sets ADMIN_PORT too."""
+    sources = python_sources(RENDERED_TESTS) + python_sources(REPO_ROOT / "template" / "benchmarks")
+    missing = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""["']PORT["']\s*:\s*str\(""", line)
+        and "ADMIN_PORT"
+        not in "\n".join(path.read_text(encoding="utf-8").splitlines()[number - 3 : number + 3])
+    ]
+    assert not missing, f"PORT set without ADMIN_PORT next to it: {missing}"

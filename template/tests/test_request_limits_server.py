@@ -38,6 +38,8 @@ def server(
     env = {
         **os.environ,
         "PORT": str(port),
+        # A free internal port too: the default one is shared by every process on the machine.
+        "ADMIN_PORT": str(free_port()),
         "HOST": "127.0.0.1",
         "HTTP_PARSER": request.param,
         "SECRETS_DIR": str(workdir / "secrets"),
