@@ -179,6 +179,31 @@ def test_manifests_validate_at_both_ends_and_unknown_kinds_fail(manifests) -> No
     assert "invalid" in validate_manifest(typo, NEWEST_KUBERNETES)[0]
 
 
+def test_cached_validation_agrees_with_kubernetes_validate(manifests) -> None:
+    """The cached validators give the library's own verdict, for valid and invalid documents
+    and for a kind the oldest Kubernetes lacks."""
+    import kubernetes_validate
+
+    deployment = next(d for d in manifests if d["kind"] == "Deployment")
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["replicas"] = "two"
+    newer_only = {**deployment, "apiVersion": "autoscaling/v2beta9"}
+    for doc in [*manifests, typo, newer_only]:
+        for version in (OLDEST_KUBERNETES, NEWEST_KUBERNETES):
+            try:
+                kubernetes_validate.validate(dict(doc), version, strict=True)
+                library = "valid"
+            except kubernetes_validate.ValidationError as error:
+                library = f"invalid: {error.message} at {list(error.path)}"
+            except kubernetes_validate.utils.SchemaNotFoundError:
+                library = "no schema"
+            ours = validate_manifest(doc, version)
+            verdict = ours[0].split(": ", 1)[1] if ours else "valid"
+            verdict = verdict.replace(f"invalid for Kubernetes {version}:", "invalid:")
+            verdict = "no schema" if verdict.startswith("no schema") else verdict
+            assert verdict == library, (doc["kind"], version)
+
+
 def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_path) -> None:
     """A template that ignores the shutdown budget, and a value the README does not document
     (one check_chart run for both: it renders every value set)."""
@@ -258,6 +283,23 @@ def test_checkov_failures_are_attributed(manifests) -> None:
     assert failed["good"] == []
     assert any("CKV_K8S_16" in p for p in failed["bad"]), failed["bad"]  # privileged
     assert totals["failed"] >= 1 and totals["passed"] > 0
+
+
+def test_charts_scanned_together_are_judged_apart(project: Path, tmp_path: Path) -> None:
+    """checkov links the objects of one scan by selector labels: a chart without a
+    NetworkPolicy, scanned beside one that has it, still fails CKV2_K8S_6 (all pods covered)."""
+    covered, uncovered = tmp_path / "covered", tmp_path / "uncovered"
+    shutil.copytree(project, covered, symlinks=True)
+    shutil.copytree(project, uncovered, symlinks=True)
+    values = next(uncovered.glob("deploy/helm/*/values.yaml"))
+    text = values.read_text(encoding="utf-8")
+    assert "networkPolicy:\n  enabled: true" in text
+    values.write_text(
+        text.replace("networkPolicy:\n  enabled: true", "networkPolicy:\n  enabled: false")
+    )
+    problems = run_deploy_checks([covered, uncovered]).problems
+    assert not any("CKV2_K8S_6" in p for p in problems["covered"]), problems["covered"]
+    assert any("CKV2_K8S_6" in p for p in problems["uncovered"]), problems["uncovered"]
 
 
 def test_the_templates_own_workflow_keeps_the_same_rules() -> None:
@@ -383,8 +425,8 @@ def test_rendered_files_name_only_what_the_answers_chose(projects: Projects) -> 
 
 def test_headings_in_code_blocks_are_not_headings() -> None:
     text = "# A\n\n```bash\n# A comment\n# A\n```\n\n## B\n"
-    assert duplicate_headings(text) == []
-    assert duplicate_headings(text + "\n## b\n") == ["b"]
+    assert duplicate_headings(text) == ()
+    assert duplicate_headings(text + "\n## b\n") == ("b",)
 
 
 # --- the dependency bot: Dependabot on GitHub, Renovate on GitLab -------------------------------

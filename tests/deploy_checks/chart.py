@@ -3,6 +3,9 @@ Kubernetes, its invariants, the value sets it must refuse, and a README document
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,8 @@ import yaml
 from deploy_checks.common import (
     KUBERNETES_VERSIONS,
     MIN_SHUTDOWN_MARGIN_SECONDS,
+    load_yaml_all,
+    read_yaml,
 )
 
 PROBE_ROUTES = {"startupProbe": "/startupz", "livenessProbe": "/livez", "readinessProbe": "/readyz"}
@@ -125,31 +130,56 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def render_chart(chart: Path, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+def render_chart(
+    chart: Path, values: Mapping[str, Any], release: str = "release"
+) -> list[dict[str, Any]]:
     """The manifests of the chart for these values (NOTES.txt and empty templates left out)."""
     import helm_python as helm
 
     with helm.Chart.load(str(chart)) as loaded:
-        out = loaded.render(dict(values), name="release", namespace="service")
+        out = loaded.render(dict(values), name=release, namespace="service")
     docs = []
     for name, text in sorted(out.items()):
         if name.endswith("NOTES.txt") or not text.strip():
             continue
-        docs += [doc for doc in yaml.safe_load_all(text) if doc]
+        docs += [doc for doc in load_yaml_all(text) if doc]
     return docs
+
+
+@functools.cache
+def _schema_validator(version: str, kind: str, api_version: str) -> Any:
+    """kubernetes_validate.validate's strict schema for this kind, built once per process (the
+    library re-reads its 1.8 MB definitions file on every call: 30 ms a document). None when
+    the Kubernetes version has no such kind."""
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    # The library's own lookup: the newest schema set not newer than the version asked for.
+    wanted = utils.major_minor(version)
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= wanted][-1]
+    schema_dir = f"kubernetes-json-schema/v{schema_version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
+        return None
+    definitions = utils.schema_contents(f"{schema_dir}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
 def validate_manifest(doc: Mapping[str, Any], version: str) -> list[str]:
     """Strict schema validation; an unknown kind/apiVersion is a failure, not a warning."""
-    import kubernetes_validate
-    from kubernetes_validate.utils import SchemaNotFoundError
+    import jsonschema
 
     where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+    validator = _schema_validator(version, str(doc.get("kind")), str(doc.get("apiVersion")))
+    if validator is None:
+        return [f"{where}: no schema in Kubernetes {version} for {doc.get('apiVersion')}"]
     try:
-        kubernetes_validate.validate(dict(doc), version, strict=True)
-    except SchemaNotFoundError as error:
-        return [f"{where}: no schema in Kubernetes {version} ({error})"]
-    except kubernetes_validate.ValidationError as error:
+        validator.validate(dict(doc))
+    except jsonschema.ValidationError as error:
         return [f"{where}: invalid for Kubernetes {version}: {error.message} at {list(error.path)}"]
     return []
 
@@ -488,7 +518,7 @@ def connection_budget(values: Mapping[str, Any]) -> tuple[int, int]:
 def chart_connection_budget_problems(chart: Path) -> list[str]:
     """With PostgreSQL, the defaults fit the declared database, and values over the budget are
     refused with the arithmetic in the message."""
-    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    values = read_yaml(chart / "values.yaml")
     if "database" not in values:
         if "DB_POOL_SIZE" in values.get("config", {}):
             return ["a chart with PostgreSQL declares no database.maxConnections budget"]
@@ -512,15 +542,18 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
     return problems
 
 
-def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
-    """Every chart check; returns problems and the default manifests (for checkov)."""
+def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> dict[str, Any]:
+    """Every chart check; returns problems and the default manifests for checkov, rendered as
+    `release`: checkov links objects of one scan by their labels, so charts scanned together
+    need release names of their own (the selectors carry it) to be judged apart."""
     import helm_python as helm
 
     chart = Path(chart_dir)
     problems: list[str] = []
     default_docs: list[dict[str, Any]] = []
-    kind = storage_kind(yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8")))
+    kind = storage_kind(read_yaml(chart / "values.yaml"))
     value_sets = {**VALUE_SETS, **STORAGE_VALUE_SETS[kind]}
+    verdicts: dict[str, list[str]] = {}
     refused_value_sets = {**REFUSED_VALUE_SETS, **STORAGE_REFUSED_VALUE_SETS[kind]}
     for label, values in value_sets.items():
         try:
@@ -529,10 +562,13 @@ def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
             problems.append(f"values {label}: does not render: {error}")
             continue
         if label == "default":
-            default_docs = docs
+            default_docs = docs if release == "release" else render_chart(chart, {}, release)
         for doc in docs:
-            for version in KUBERNETES_VERSIONS:
-                problems += [f"values {label}: {p}" for p in validate_manifest(doc, version)]
+            # Most documents are alike across value sets: each distinct one is validated once.
+            key = json.dumps(doc, sort_keys=True, default=str)
+            if key not in verdicts:
+                verdicts[key] = [p for v in KUBERNETES_VERSIONS for p in validate_manifest(doc, v)]
+            problems += [f"values {label}: {p}" for p in verdicts[key]]
         problems += [f"values {label}: {p}" for p in manifest_invariants(docs, set(routes))]
     for label, (values, expected) in refused_value_sets.items():
         try:
@@ -551,7 +587,7 @@ def check_chart(chart_dir: str, routes: list[str]) -> dict[str, Any]:
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
     problems += chart_connection_budget_problems(chart)
-    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    values = read_yaml(chart / "values.yaml")
     readme = (
         (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""
     )

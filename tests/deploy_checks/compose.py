@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deploy_checks.common import MIN_SHUTDOWN_MARGIN_SECONDS, schema_problems
+from deploy_checks.common import MIN_SHUTDOWN_MARGIN_SECONDS, read_yaml, schema_problems
 
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
@@ -119,7 +117,7 @@ def compose_store_problems(services: Mapping[str, Any]) -> list[str]:
 
 
 def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
-    compose = yaml.safe_load(Path(compose_path).read_text(encoding="utf-8"))
+    compose = read_yaml(Path(compose_path))
     problems = schema_problems(compose, "compose-spec")
     services = compose.get("services", {})
     app, lb = services.get("app"), services.get("lb")

@@ -12,9 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deploy_checks.common import schema_problems
+from deploy_checks.common import load_yaml, read_text, read_yaml, schema_problems
 
 # Test servers that are not Python packages, by the support module that starts them, and what
 # the rendered pipeline must install for it.
@@ -71,7 +69,7 @@ _PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 def check_workflow(path: str) -> list[str]:
     text = Path(path).read_text(encoding="utf-8")
-    document = yaml.safe_load(text)
+    document = load_yaml(text)
     if Path(path).name == ".gitlab-ci.yml" or Path(path).parent.name == ".gitlab":
         problems = schema_problems(document, "gitlab-ci")
         for name, job in document.items():
@@ -132,8 +130,9 @@ RENOVATE_MANAGERS = {"pep621", "dockerfile", "docker-compose", "gitlabci"}
 
 
 @cache
+@cache
 def _bot_schema_problems(text: str, schema_name: str) -> tuple[str, ...]:
-    document = json.loads(text) if schema_name == "renovate" else yaml.safe_load(text)
+    document = json.loads(text) if schema_name == "renovate" else load_yaml(text)
     return tuple(schema_problems(document, schema_name))
 
 
@@ -145,11 +144,11 @@ def dependency_bot_problems(tree: Path, chart: Path | None) -> list[str]:
         path = tree / ".github/dependabot.yml"
         if not path.is_file():
             return ["no .github/dependabot.yml: nothing updates the pinned versions"]
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
         problems += [f"dependabot.yml: {p}" for p in _bot_schema_problems(text, "dependabot")]
         updates = {
             (u.get("package-ecosystem"), u.get("directory"))
-            for u in yaml.safe_load(text).get("updates", [])
+            for u in read_yaml(path).get("updates", [])
         }
         wanted = {(name, "/") for name in DEPENDABOT_ECOSYSTEMS}
         if chart:
@@ -160,7 +159,7 @@ def dependency_bot_problems(tree: Path, chart: Path | None) -> list[str]:
         path = tree / ".gitlab/renovate.json"
         if not path.is_file():
             return [*problems, "no .gitlab/renovate.json: nothing updates the pinned versions"]
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
         problems += [f"renovate.json: {p}" for p in _bot_schema_problems(text, "renovate")]
         managers = set(json.loads(text).get("enabledManagers", []))
         wanted = RENOVATE_MANAGERS | ({"helmv3", "helm-values"} if chart else set())

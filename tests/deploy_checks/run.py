@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from helpers import POOL_CONTEXT
 
 from deploy_checks.chart import (
@@ -26,6 +25,8 @@ from deploy_checks.common import (
     Artifacts,
     _files,
     env_example_names,
+    read_text,
+    read_yaml,
     route_paths,
     sha_of,
 )
@@ -40,7 +41,7 @@ class DeployReport:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _chart_job(args: tuple[str, list[str]]) -> dict[str, Any]:
+def _chart_job(args: tuple[str, list[str], str]) -> dict[str, Any]:
     return check_chart(*args)
 
 
@@ -55,7 +56,7 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
     if len(set(names)) != len(names):
         # The report is keyed by name: a second tree of the same name would hide the first.
         raise ValueError(f"trees must have distinct names, not {sorted(names)}")
-    charts: dict[str, tuple[str, list[str]]] = {}
+    charts: dict[str, tuple[str, list[str], str]] = {}
     composes: dict[str, tuple[str, str | None]] = {}
     workflows: dict[str, str] = {}
     keys: dict[str, dict[str, Any]] = {}
@@ -67,8 +68,10 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
         routes = sorted(route_paths(a.probes))
         if a.chart:
             k["chart"] = sha_of(_files(a.chart) + ([a.probes] if a.probes else []), a.tree)
-            charts.setdefault(k["chart"], (str(a.chart), routes))
-            values = yaml.safe_load((a.chart / "values.yaml").read_text(encoding="utf-8"))
+            # A release name per distinct chart: checkov's scan links objects across charts
+            # that share selector labels (a policy of one chart would cover another's pods).
+            charts.setdefault(k["chart"], (str(a.chart), routes, f"r{k['chart'][:16]}"))
+            values = read_yaml(a.chart / "values.yaml")
             unknown = sorted(set(values.get("config", {})) - names)
             if unknown:
                 own.append(f"chart config sets {unknown}, which .env.example does not list")
@@ -77,7 +80,7 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             composes.setdefault(
                 k["compose"], (str(a.compose), str(a.haproxy) if a.haproxy else None)
             )
-            compose = yaml.safe_load(a.compose.read_text(encoding="utf-8"))
+            compose = read_yaml(a.compose)
             env = compose.get("services", {}).get("app", {}).get("environment", {})
             unknown = sorted(set(env) - names)
             if unknown:
@@ -90,7 +93,7 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
         # test job installs them.
         for support, needle in PIPELINE_TEST_SERVERS.items():
             if (a.tree / "tests/support" / support).is_file() and not any(
-                needle in w.read_text(encoding="utf-8") for w in a.workflows
+                needle in read_text(w) for w in a.workflows
             ):
                 own.append(f"the CI pipeline does not install {needle} for tests/support/{support}")
         for workflow in a.workflows:

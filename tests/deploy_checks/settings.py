@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deploy_checks.common import Artifacts
+from deploy_checks.common import Artifacts, read_yaml
 from deploy_checks.compose import _INTERPOLATION
 
 # Secrets the deployment files leave to a secret store: stand-ins of the right shape.
@@ -73,7 +71,7 @@ def deployment_environments(tree: Path) -> list[dict[str, Any]]:
     ]
     specs = []
     if found.chart:
-        values = yaml.safe_load((found.chart / "values.yaml").read_text(encoding="utf-8"))
+        values = read_yaml(found.chart / "values.yaml")
         env = {k: str(v) for k, v in values["config"].items()}
         secrets = {name: STAND_IN_SECRETS[name] for name in wanted}
         if any(tree.glob("src/*/store/memcached_store.py")):
@@ -82,7 +80,7 @@ def deployment_environments(tree: Path) -> list[dict[str, Any]]:
             secrets["STORE_URL"] = "memcached://store.invalid:11211"
         specs.append({"label": "chart config + existingSecret", "env": env, "secrets": secrets})
     if found.compose:
-        compose = yaml.safe_load(found.compose.read_text(encoding="utf-8"))
+        compose = read_yaml(found.compose)
         raw = compose["services"]["app"]["environment"]
         env = {k: _INTERPOLATION.sub(lambda m: m.group(2) or "", str(v)) for k, v in raw.items()}
         declared = compose["services"]["app"].get("secrets", [])

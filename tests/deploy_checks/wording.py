@@ -4,12 +4,11 @@ file has a heading twice."""
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deploy_checks.common import _files
+from deploy_checks.common import _files, read_text, read_yaml
 
 # Wording that only a project with a given answer may contain, in the files that describe its
 # deployment (the chart, Compose, HAProxy, the pipelines, the dependency bot's configuration):
@@ -65,7 +64,7 @@ FOREIGN_WORDING: dict[str, dict[str, tuple[str, str]]] = {
 
 def answers_of(tree: Path) -> dict[str, Any]:
     path = tree / ".copier-answers.yml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return read_yaml(path) if path.is_file() else {}
 
 
 # The chart's helper library and schema serve every value set (a shared volume or a bucket), so
@@ -91,22 +90,36 @@ def wording_problems(tree: Path) -> list[str]:
     ]
     problems: list[str] = []
     for path in deployment_texts(tree):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for question, pattern, what in rules:
-            if path.name in SHARED_CHART_FILES and question != "database":
-                continue
-            for number, line in enumerate(text.splitlines(), 1):
-                if match := re.search(pattern, line):
-                    rel = path.relative_to(tree).as_posix()
-                    problems.append(f"{rel}:{number} names {what} ({match.group(0)!r})")
+        applicable = tuple(
+            rule for rule in rules if path.name not in SHARED_CHART_FILES or rule[0] == "database"
+        )
+        rel = path.relative_to(tree).as_posix()
+        problems += [
+            f"{rel}:{number} names {what} ({found!r})"
+            for number, what, found in _foreign_lines(read_text(path), applicable)
+        ]
     return problems
+
+
+@cache
+def _foreign_lines(
+    text: str, rules: tuple[tuple[str, str, str], ...]
+) -> tuple[tuple[int, str, str], ...]:
+    """(line number, what it names, the words) for each line a rule's pattern matches."""
+    found = []
+    for _, pattern, what in rules:
+        for number, line in enumerate(text.splitlines(), 1):
+            if match := re.search(pattern, line):
+                found.append((number, what, match.group(0)))
+    return tuple(found)
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
-def duplicate_headings(text: str) -> list[str]:
+@cache
+def duplicate_headings(text: str) -> tuple[str, ...]:
     """Headings of a Markdown document that occur twice (outside code blocks)."""
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -121,7 +134,7 @@ def duplicate_headings(text: str) -> list[str]:
             if title in seen:
                 duplicates.append(heading.group(2).strip())
             seen.add(title)
-    return duplicates
+    return tuple(duplicates)
 
 
 def markdown_problems(tree: Path) -> list[str]:
@@ -129,6 +142,6 @@ def markdown_problems(tree: Path) -> list[str]:
     for path in sorted(tree.rglob("*.md")):
         if ".venv" in path.parts or "node_modules" in path.parts:
             continue
-        for title in duplicate_headings(path.read_text(encoding="utf-8")):
+        for title in duplicate_headings(read_text(path)):
             problems.append(f"{path.relative_to(tree).as_posix()}: heading {title!r} twice")
     return problems
