@@ -172,15 +172,15 @@ def spread(values: list[float], digits: int) -> str:
 
 
 def report(results: dict[tuple[str, str], list[Sample]], servers: dict[str, Server]) -> None:
-    print(f"\n{'route':<16}{'app':<6}{'CPU µs/req':>22}{'req/s':>22}{'p99 ms':>22}")
+    print(f"\n{'route':<16}{'app':<6}{'CPU µs/req':>24}{'req/s':>24}{'p99 ms':>24}")
     for route in ROUTES:
         for name in servers:
             samples = results[(route, name)]
             print(
                 f"{route:<16}{name:<6}"
-                f"{spread([s.cpu_us for s in samples], 1):>22}"
-                f"{spread([s.rps for s in samples], 0):>22}"
-                f"{spread([s.p99_ms for s in samples], 2):>22}"
+                f"{spread([s.cpu_us for s in samples], 1):>24}"
+                f"{spread([s.rps for s in samples], 0):>24}"
+                f"{spread([s.p99_ms for s in samples], 2):>24}"
             )
     print(f"\n{'route':<16}{'CPU/req full/bare':>20}{'req/s full/bare':>18}{'p99 full/bare':>16}")
     for route in ROUTES:
