@@ -19,7 +19,9 @@ What a line costs is paid on every request of every replica, so the path is kept
 """
 
 import atexit
+import itertools
 import logging
+import operator
 import queue
 import sys
 import threading
@@ -47,7 +49,7 @@ class LineWriter:
     """
 
     def __init__(self, stream: TextIO | None = None, capacity: int = QUEUE_CAPACITY) -> None:
-        # None: sys.stdout as it is at each write (test harnesses swap it).
+        # None: sys.stdout as it is when a line is put (test harnesses swap it).
         self.stream = stream
         self.capacity = capacity
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -57,7 +59,8 @@ class LineWriter:
     def put(self, line: str) -> None:
         while self._queue.qsize() >= self.capacity and self._thread.is_alive():
             time.sleep(0.001)  # stdout is behind: wait for room rather than drop the line
-        self._queue.put(line)
+        # The stream as it is now: a line goes where stdout was when it was logged.
+        self._queue.put((self.stream or sys.stdout, line))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Return once every line put so far is written."""
@@ -82,17 +85,17 @@ class LineWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            lines = [item for item in batch if isinstance(item, str)]
-            if lines:
-                self._write("\n".join(lines) + "\n")
+            lines = [item for item in batch if isinstance(item, tuple)]
+            for stream, group in itertools.groupby(lines, key=operator.itemgetter(0)):
+                self._write(stream, "\n".join(line for _, line in group) + "\n")
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
             if _STOP in batch:
                 return
 
-    def _write(self, text: str) -> None:
-        stream = self.stream or sys.stdout
+    @staticmethod
+    def _write(stream: TextIO, text: str) -> None:
         try:
             stream.write(text)
             stream.flush()
