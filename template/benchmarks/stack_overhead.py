@@ -13,12 +13,17 @@ start-up to the first 200 on /readyz and the idle resident memory of each server
     uv run python -m benchmarks.stack_overhead [--rounds 5] [--duration 5] [--connections 32]
 
 Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``; macOS: ``brew install wrk``) and Linux
-(/proc, taskset). Variables set in the environment (a DATABASE_URL, for example) reach the
-service; a production setting the service still lacks stops the run with the service's own
-refusal. A measurement, not a test: it never fails on numbers.
+(/proc, taskset). A service generated with a database gets a throw-away PostgreSQL, like its
+tests. Variables set in the environment (a DATABASE_URL, for example) reach the service; a
+production setting the service still lacks stops the run with the service's own refusal.
+A measurement, not a test: it never fails on numbers.
 """
 
 import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
 import os
 import re
 import secrets
@@ -165,6 +170,18 @@ def production_environment(store_url: str, storage: dict[str, str]) -> dict[str,
     }
 
 
+def database_environment(cleanup: contextlib.ExitStack) -> dict[str, str]:
+    """A service generated with a database gets a fresh one on a throw-away PostgreSQL (the
+    tests' helper), unless the caller set DATABASE_URL."""
+    helper = "tests.support.postgres_server"
+    if "DATABASE_URL" in os.environ or importlib.util.find_spec(helper) is None:
+        return {}
+    server = importlib.import_module(helper).PostgresServer.from_environment()
+    server.start()
+    cleanup.callback(server.stop)
+    return {"DATABASE_URL": asyncio.run(server.create_database())}
+
+
 def spread(values: list[float], digits: int) -> str:
     """Median (min-max)."""
     median, low, high = statistics.median(values), min(values), max(values)
@@ -220,17 +237,23 @@ def main() -> None:
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("this benchmark needs 2 cores: one for the server, one for wrk")
 
-    with tempfile.TemporaryDirectory(prefix="stack-overhead-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="stack-overhead-") as tmp,
+        contextlib.ExitStack() as cleanup,
+    ):
         work = Path(tmp)
         (work / "store").mkdir()
         (work / "storage").mkdir()
         store = STORE_SERVER(work / "store")
         storage = StorageServer(work / "storage")
         store.start()
+        cleanup.callback(store.stop)
         storage.start()
+        cleanup.callback(storage.stop)
         servers: dict[str, Server] = {}
         try:
             env = production_environment(store.url, storage.environment(storage.create_bucket()))
+            env.update(database_environment(cleanup))
             bare_port, full_port = free_port(), free_port()
             servers["bare"] = start(
                 "bare",
@@ -263,8 +286,6 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-            storage.stop()
-            store.stop()
 
 
 if __name__ == "__main__":
