@@ -15,13 +15,15 @@ What a line costs is paid on every request of every replica, so the path is kept
   lines go to a bounded queue that one writer thread empties to stdout, several lines per write.
   The event loop never waits for a slow pipe unless the queue is full (then it waits rather than
   drop lines). The queue is flushed when the process exits, SIGTERM included (the server exits
-  through its normal shutdown), so no line that was logged is lost.
+  through its normal shutdown), so no line that was logged is lost. A forked child (a Celery
+  pool process) writes each line itself: the thread does not survive a fork.
 """
 
 import atexit
 import itertools
 import logging
 import operator
+import os
 import queue
 import sys
 import threading
@@ -53,27 +55,44 @@ class LineWriter:
         self.stream = stream
         self.capacity = capacity
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="log-writer", daemon=True
+        )
         self._thread.start()
+        self._direct = threading.RLock()
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def put(self, line: str) -> None:
+        # The stream as it is now: a line goes where stdout was when it was logged.
+        stream = self.stream or sys.stdout
+        if self._thread is None:
+            with self._direct:
+                self._write(stream, line + "\n")
+            return
         while self._queue.qsize() >= self.capacity and self._thread.is_alive():
             time.sleep(0.001)  # stdout is behind: wait for room rather than drop the line
-        # The stream as it is now: a line goes where stdout was when it was logged.
-        self._queue.put((self.stream or sys.stdout, line))
+        self._queue.put((stream, line))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Return once every line put so far is written."""
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             written = threading.Event()
             self._queue.put(written)
             written.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+
+    def _after_fork_in_child(self) -> None:
+        # The thread does not survive a fork, and a forked child may end with os._exit (a
+        # Celery pool process does), which skips atexit: such a child writes each line itself.
+        # Lines the parent had queued are the parent's to write.
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+        self._direct = threading.RLock()
 
     def _run(self) -> None:
         while True:
