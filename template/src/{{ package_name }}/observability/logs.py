@@ -50,8 +50,7 @@ class LineWriter:
     (the server logs from its SIGTERM handler, and a second signal may interrupt the first).
     """
 
-    def __init__(self, stream: TextIO | None = None, capacity: int = QUEUE_CAPACITY) -> None:
-        # None: sys.stdout as it is when a line is put (test harnesses swap it).
+    def __init__(self, stream: TextIO, capacity: int = QUEUE_CAPACITY) -> None:
         self.stream = stream
         self.capacity = capacity
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -63,8 +62,8 @@ class LineWriter:
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def put(self, line: str) -> None:
-        # The stream as it is now: a line goes where stdout was when it was logged.
-        stream = self.stream or sys.stdout
+        # The stream as configured now (configure_logging may switch it while lines wait).
+        stream = self.stream
         if self._thread is None:
             with self._direct:
                 self._write(stream, line + "\n")
@@ -125,7 +124,7 @@ class LineWriter:
 _writer: LineWriter | None = None
 
 
-def _line_writer(stream: TextIO | None) -> LineWriter:
+def _line_writer(stream: TextIO) -> LineWriter:
     global _writer
     if _writer is None:
         _writer = LineWriter(stream)
@@ -196,7 +195,9 @@ def configure_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    writer = _line_writer(stream)
+    # The stream of this moment, not whatever sys.stdout is later: Celery's worker replaces
+    # sys.stdout with a proxy that logs what is written to it, which would loop.
+    writer = _line_writer(stream or sys.stdout)
     structlog.configure(
         processors=[*shared_processors, renderer],
         logger_factory=QueuedLineLoggerFactory(writer),
