@@ -80,3 +80,11 @@ def test_store_commands_per_request_counted_by_the_server(
             assert client.get(a.base_url + "/session/whoami").status_code == 200
         assert store_server.command_count("get") - before_reads == 20
         assert store_server.total_commands() - before == 20  # one read each, nothing else
+
+        # Sessions are read on first use: a route that never asks for one costs no store
+        # command, even with a live session cookie.
+        assert client.cookies, "the login set no cookie"
+        before = store_server.total_commands()
+        for _ in range(20):
+            assert client.get(a.base_url + "/").status_code == 200
+        assert store_server.total_commands() == before

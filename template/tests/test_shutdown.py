@@ -75,3 +75,24 @@ def test_sigint_skips_the_drain(start_server: Callable[..., ServerProcess]) -> N
     server.process.send_signal(signal.SIGINT)
     # With a 60 s drain, only skipping it lets the process exit within this bound.
     assert server.process.wait(timeout=30) == 0
+
+
+def test_sigterm_loses_no_log_line(start_server: Callable[..., ServerProcess]) -> None:
+    """Lines are written by a thread from a queue: on SIGTERM the queue is written out first.
+
+    Nothing reads the server's stdout until the signal, so the pipe fills and most access lines
+    are still queued inside the process when SIGTERM arrives.
+    """
+    requests = 1500
+    server = start_server()
+    request_ids = {f"loss-{number}" for number in range(requests)}
+    with httpx2.Client(base_url=server.base_url, timeout=10) as client:
+        for request_id in sorted(request_ids):
+            assert client.get("/", headers={"X-Request-ID": request_id}).status_code == 200
+    server.process.send_signal(signal.SIGTERM)
+    output = server.output()
+    assert server.process.returncode == 0
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access_ids = {line["request_id"] for line in lines if line["event"] == "request"}
+    assert access_ids == request_ids
+    assert lines[-1]["event"] == "stopped"

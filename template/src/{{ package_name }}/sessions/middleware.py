@@ -1,8 +1,11 @@
-"""ASGI middleware: loads the session before the handler, saves it before the response starts.
+"""ASGI middleware: the session is read on first use, and saved before the response starts.
 
-Saving before the first byte goes out means the next request, on whichever replica, reads what this
-one wrote. The session is in ``scope["session"]`` (``request.session`` in Starlette/FastAPI).
-A store outage answers 503 instead of silently dropping the session.
+Nothing is read from the store until a handler asks for the session (``await
+request_session(scope)``; FastAPI routes take ``SessionDep``), so a route that never uses it
+costs no store round trip, cookie or not. Once read, the session is also in ``scope["session"]``
+(``request.session`` in Starlette/FastAPI). Saving before the first byte goes out means the next
+request, on whichever replica, reads what this one wrote. A store outage answers 503 instead of
+silently dropping the session.
 """
 
 import json
@@ -12,21 +15,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..observability.logs import get_logger
 from ..store import StoreUnavailable
-from .manager import SessionManager
+from .manager import Session, SessionManager
 
 logger = get_logger(__name__)
 
 UNAVAILABLE_BODY = json.dumps({"detail": "session store unavailable"}).encode()
+LOADER_KEY = "session_loader"
 
 
-class SessionMiddleware:
-    def __init__(self, app: ASGIApp, manager: SessionManager, skip_paths: frozenset[str]) -> None:
-        self.app = app
+class LazySession:
+    """The session of one request, read from the store the first time it is asked for."""
+
+    def __init__(self, manager: SessionManager, scope: Scope) -> None:
         self.manager = manager
-        self.skip_paths = skip_paths
+        self.scope = scope
+        self.session: Session | None = None
 
-    def _cookie(self, scope: Scope) -> str | None:
-        for name, value in scope["headers"]:
+    async def get(self) -> Session:
+        if self.session is None:
+            self.session = await self.manager.load(self._cookie())
+            self.scope["session"] = self.session
+        return self.session
+
+    def _cookie(self) -> str | None:
+        for name, value in self.scope["headers"]:
             if name == b"cookie":
                 try:
                     cookie = SimpleCookie(value.decode("latin-1"))
@@ -36,35 +48,52 @@ class SessionMiddleware:
                 return morsel.value if morsel else None
         return None
 
+
+async def request_session(scope: Scope) -> Session:
+    """The request's session, read from the store on the first call (StoreUnavailable if it
+    cannot be). Needs SessionMiddleware around the route."""
+    loader: LazySession = scope[LOADER_KEY]
+    return await loader.get()
+
+
+class SessionMiddleware:
+    def __init__(self, app: ASGIApp, manager: SessionManager, skip_paths: frozenset[str]) -> None:
+        self.app = app
+        self.manager = manager
+        self.skip_paths = skip_paths
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip_paths:
             await self.app(scope, receive, send)
             return
-        try:
-            session = await self.manager.load(self._cookie(scope))
-        except StoreUnavailable as exc:
-            logger.warning("session load failed", error=str(exc))
-            await _unavailable(send)
-            return
-        scope["session"] = session
+        lazy = scope[LOADER_KEY] = LazySession(self.manager, scope)
         failed = False
+        started = False
 
         async def save_then_send(message: Message) -> None:
-            nonlocal failed
+            nonlocal failed, started
             if failed:
                 return  # the 503 already went out; drop the handler's response
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and lazy.session is not None:
                 try:
-                    cookies = await self.manager.save(session)
+                    cookies = await self.manager.save(lazy.session)
                 except StoreUnavailable as exc:
                     logger.warning("session save failed", error=str(exc))
                     failed = True
                     await _unavailable(send)
                     return
                 message["headers"] = [*message.get("headers", []), *cookies]
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, receive, save_then_send)
+        try:
+            await self.app(scope, receive, save_then_send)
+        except StoreUnavailable as exc:
+            # A load that failed in an app without a handler of its own for StoreUnavailable.
+            if started:
+                raise
+            logger.warning("session load failed", error=str(exc))
+            await _unavailable(send)
 
 
 async def _unavailable(send: Send) -> None:

@@ -15,7 +15,8 @@ from .session_routes import SessionDep
 KeyParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
 
 
-def require_login(session: SessionDep) -> str:
+# Dependencies are async: they do no blocking work, and a plain def would run in a worker thread.
+async def require_login(session: SessionDep) -> str:
     user = session.get("user")
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in")
@@ -25,7 +26,7 @@ def require_login(session: SessionDep) -> str:
 router = APIRouter(prefix="/cache", tags=["cache"], dependencies=[Depends(require_login)])
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     cache: Cache = request.app.state.cache
     return cache
 

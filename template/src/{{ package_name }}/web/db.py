@@ -29,7 +29,8 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
-def get_database(request: Request) -> Database:
+# Async, like every dependency that does no blocking work: no worker-thread hop per request.
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 

@@ -22,7 +22,8 @@ from ..jobs.runtime import JobsRuntime
 JobName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")]
 
 
-def get_runtime(request: Request) -> JobsRuntime:
+# Async, like every dependency that does no blocking work: no worker-thread hop per request.
+async def get_runtime(request: Request) -> JobsRuntime:
     runtime: JobsRuntime = request.app.state.jobs
     return runtime
 
@@ -30,7 +31,7 @@ def get_runtime(request: Request) -> JobsRuntime:
 RuntimeDep = Annotated[JobsRuntime, Depends(get_runtime)]
 
 
-def require_admin(
+async def require_admin(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     token = runtime.settings.admin_token

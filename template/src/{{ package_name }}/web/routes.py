@@ -12,5 +12,6 @@ logger = get_logger(__name__)
 @router.get("/")
 async def index(request: Request) -> dict[str, str | None]:
     settings = request.app.state.settings
-    logger.info("index served")
+    # Debug, not info: the access log already writes one line for every request.
+    logger.debug("index served")
     return {"service": settings.service_name, "request_id": current_request_id()}

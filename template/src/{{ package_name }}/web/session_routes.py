@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..config import Settings
 from ..security import LoginThrottle, LoginThrottled
-from ..sessions import Session
+from ..sessions import Session, request_session
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -26,9 +26,10 @@ class Identity(BaseModel):
     user: str
 
 
-def current_session(request: Request) -> Session:
-    session: Session = request.scope["session"]
-    return session
+async def current_session(request: Request) -> Session:
+    """The request's session, read from the store here, on first use: routes without this
+    dependency never touch the store. ``async``: it runs on the event loop, no thread hop."""
+    return await request_session(request.scope)
 
 
 SessionDep = Annotated[Session, Depends(current_session)]

@@ -129,12 +129,13 @@ async def upload_interrupted(request: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-def get_storage(request: Request) -> ObjectStorage:
+# Async, like every dependency that does no blocking work: no worker-thread hop per request.
+async def get_storage(request: Request) -> ObjectStorage:
     storage: ObjectStorage = request.app.state.storage
     return storage
 
 
-def get_storage_settings(request: Request) -> StorageSettings:
+async def get_storage_settings(request: Request) -> StorageSettings:
     settings: StorageSettings = request.app.state.storage_settings
     return settings
 
