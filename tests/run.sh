@@ -50,14 +50,15 @@ uv sync --frozen --python "${python:-python3.12}"
 setup_seconds=$SECONDS
 
 # Static tiers and updates (every combination, refusals, interactive, docs, tier 4) in one
-# process: they share renders. Runtime tiers: each combination of the covering array installs
+# run on two workers, one test module per worker (--dist loadfile): tier 1's checks and tier 4's
+# updates are mostly single-threaded, so they overlap instead of queueing. Runtime tiers: each combination of the covering array installs
 # and runs its own suite (2); the cluster suite of a few projects, and its failure on broken
 # clusters (3). Both runs always happen; the worse exit code is the verdict.
 tier_times=$(mktemp)
 export TIER_TIMES_FILE="$tier_times"
 phase_start=$SECONDS
 status=0
-uv run pytest -m "not tier2 and not tier3" "$@" || status=$?
+uv run pytest -m "not tier2 and not tier3" -n 2 --dist loadfile "$@" || status=$?
 static_seconds=$((SECONDS - phase_start))
 phase_start=$SECONDS
 runtime_status=0
@@ -69,7 +70,7 @@ runtime_seconds=$((SECONDS - phase_start))
 printf '\n%-34s %7s %7s %10s\n' "time per tier (2 cores)" tests failed "wall (s)"
 printf '%-34s %7s %7s %10s\n' "set-up (installs)" - - "$setup_seconds"
 sort "$tier_times" | awk -F'\t' '{ printf "%-34s %7s %7s %10s\n", $1, $2, $3, $4 }'
-printf '%-34s %7s %7s %10s\n' "static run (tier 1, tier 4, rest)" - - "$static_seconds"
+printf '%-34s %7s %7s %10s\n' "static run (tiers 1 and 4, rest, -n 2)" - - "$static_seconds"
 printf '%-34s %7s %7s %10s\n' "runtime run (tiers 2 and 3, -n 2)" - - "$runtime_seconds"
 printf '%-34s %7s %7s %10s\n' "whole run" - - "$SECONDS"
 rm -f "$tier_times"
