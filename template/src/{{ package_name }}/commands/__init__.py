@@ -1,6 +1,7 @@
 """Subcommands of ``python -m <package>``: one module per command, found by the CLI at start.
 
-A module here defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+A module here defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; its file
+name is the command's name (``run_job.py`` is ``run-job``).
 Which modules exist depends on the answers the service was generated with (for example
 ``migrate`` only with a database), so adding a command means adding a file.
 """

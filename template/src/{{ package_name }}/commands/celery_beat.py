@@ -8,7 +8,6 @@ import argparse
 from ..config import ConfigError
 from . import refuse_to_start, start
 
-NAME = "celery-beat"
 HELP = "run the Celery beat (RedBeat: only one beat sends, others wait)"
 
 

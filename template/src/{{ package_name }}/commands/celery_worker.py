@@ -10,7 +10,6 @@ import socket
 from ..config import ConfigError
 from . import refuse_to_start, start
 
-NAME = "celery-worker"
 HELP = "run the Celery worker that executes scheduled jobs (--ping: its liveness check)"
 PING_TIMEOUT_SECONDS = 5.0
 

@@ -16,7 +16,6 @@ from ..db.settings import DatabaseSettings
 from ..observability.logs import get_logger
 from . import refuse_to_start, start
 
-NAME = "migrate"
 HELP = "apply database migrations (run once per release, before rolling out)"
 
 EXIT_MIGRATION_FAILED = 1

@@ -23,7 +23,6 @@ from ..jobs.settings import JobsSettings
 from ..observability.logs import get_logger
 from . import refuse_to_start, start
 
-NAME = "run-job"
 HELP = "run one tick of a scheduled job now (what a CronJob starts); see --list"
 
 EXIT_JOB_FAILED = 1

@@ -9,7 +9,6 @@ from ..observability.logs import get_logger
 from ..server import build_server, listen
 from . import refuse_to_start, start
 
-NAME = "serve"
 HELP = "serve HTTP on HOST:PORT, metrics and admin on ADMIN_PORT (the default command)"
 
 AppFactory = Callable[[Settings, Lifecycle], object]

@@ -1,12 +1,15 @@
 """In-process store for development and tests. Each process has its own: never for production."""
 
 import time
+from collections.abc import Callable
 
 from . import KeyValueStore
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        # Seconds on a monotonic clock; tests pass one they advance instead of sleeping.
+        self.clock = clock
         self._items: dict[str, tuple[bytes, float]] = {}
 
     async def get(self, key: str) -> bytes | None:
@@ -14,18 +17,18 @@ class MemoryStore:
         if item is None:
             return None
         value, expires_at = item
-        if time.monotonic() >= expires_at:
+        if self.clock() >= expires_at:
             del self._items[key]
             return None
         return value
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        self._items[key] = (value, time.monotonic() + ttl_seconds)
+        self._items[key] = (value, self.clock() + ttl_seconds)
 
     async def incr(self, key: str, amount: int, ttl_seconds: int) -> int:
         # No await between the read and the write: atomic within the event loop.
         current = await self.get(key)
-        expires_at = self._items[key][1] if current is not None else time.monotonic() + ttl_seconds
+        expires_at = self._items[key][1] if current is not None else self.clock() + ttl_seconds
         value = int(current or b"0") + amount
         self._items[key] = (str(value).encode(), expires_at)
         return value
