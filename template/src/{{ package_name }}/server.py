@@ -161,6 +161,9 @@ def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> Drain
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         http=http_protocol(settings.http_parser),
+        # No WebSocket routes: loading a WebSocket protocol would cost start-up time and memory
+        # for nothing (an Upgrade request is then served as plain HTTP). Set "auto" to add some.
+        ws="none",
         # Read by both parsers (see BoundedHttpToolsProtocol): the most a request head may take.
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
     )

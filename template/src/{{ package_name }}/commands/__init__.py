@@ -6,6 +6,8 @@ Which modules exist depends on the answers the service was generated with (for e
 ``migrate`` only with a database), so adding a command means adding a file.
 """
 
+import atexit
+import gc
 import sys
 from collections.abc import Callable
 
@@ -20,6 +22,10 @@ ENV_FILE_IGNORED = "not read: APP_ENV=production reads only the environment and 
 def start(*checks: Callable[[Settings], object]) -> Settings:
     """What every command does first: check every setting of every feature, plus the command's
     own ``checks``, at once (ConfigError names every problem), then configure logging."""
+    # At exit the interpreter would collect the whole heap, a quarter of a second of every stop
+    # (each rolling restart, each job run, each refused start) spent freeing memory the OS
+    # frees anyway.
+    atexit.register(gc.freeze)
     settings = check_configuration(*checks)
     configure_logging(settings.log_level, settings.log_format, settings.service_name)
     ignored = ignored_env_file()
