@@ -28,6 +28,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import operator
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
@@ -150,6 +152,7 @@ class AnswerSpace:
         self.env = make_jinja_env(self.settings.get("_envops"))
         self._compiled: dict[str, jinja2.Template] = {}
         self._combinations: list[Combination] = []
+        self._cover: list[Combination] | None = None
         self._refusals: list[Refusal] = []
         self._explore(0, {}, {})
         self._combinations = _with_unique_ids(self._combinations)
@@ -335,27 +338,53 @@ class AnswerSpace:
             if len({_key(c.answers.get(q.name, MISSING)) for c in self._combinations}) > 1
         ]
 
-    def pairwise_cover(self) -> list[Combination]:
-        """Default combination plus a greedy covering array of every value pair.
+    def pairwise_cover(self, attempts: int = 64) -> list[Combination]:
+        """Default combination plus a small covering array of every value pair.
 
         Covers every pair of values of two varying questions that occurs in some valid
-        combination. Ties go to the earliest combination, so the result is deterministic.
+        combination. Each attempt is greedy (it takes the combination that covers the most pairs
+        still uncovered, the earliest on ties) over the candidates in one seeded order (the
+        first attempt in enumeration order), then drops every combination but the default that
+        the others make redundant. The smallest cover wins, the earliest attempt on ties, so the
+        result is deterministic. Pairs are bits of an int, so an attempt costs milliseconds.
         """
+        if self._cover is None:
+            self._cover = self._smallest_cover(attempts)
+        return self._cover
+
+    def _smallest_cover(self, attempts: int) -> list[Combination]:
         varying = self.varying_questions()
+        bit_of: dict[tuple[Any, ...], int] = {}
 
-        def pairs(c: Combination) -> frozenset[tuple[Any, ...]]:
+        def pair_bits(c: Combination) -> int:
             values = [(name, _key(c.answers.get(name, MISSING))) for name in varying]
-            return frozenset(itertools.combinations(values, 2))
+            bits = 0
+            for pair in itertools.combinations(values, 2):
+                bits |= 1 << bit_of.setdefault(pair, len(bit_of))
+            return bits
 
-        candidates = [(c, pairs(c)) for c in self._combinations]
-        required: set[tuple[Any, ...]] = set().union(*(p for _, p in candidates))
-        chosen = [self.default_combination()]
-        covered = set(pairs(chosen[0]))
-        while required - covered:
-            best, best_pairs = max(candidates, key=lambda cp: len(cp[1] - covered))
-            chosen.append(best)
-            covered |= best_pairs
-        return chosen
+        candidates = [(c, pair_bits(c)) for c in self._combinations]
+        required = functools.reduce(operator.or_, (bits for _, bits in candidates), 0)
+        default = self.default_combination()
+        default_bits = pair_bits(default)
+        best: list[tuple[Combination, int]] = []
+        for attempt in range(attempts):
+            order = list(candidates)
+            if attempt:
+                random.Random(attempt).shuffle(order)
+            chosen = [(default, default_bits)]
+            covered = default_bits
+            while covered != required:
+                pick = max(order, key=lambda cb: (cb[1] & ~covered).bit_count())
+                chosen.append(pick)
+                covered |= pick[1]
+            for item in reversed(chosen[1:]):
+                others = [other for other in chosen if other is not item]
+                if functools.reduce(operator.or_, (bits for _, bits in others), 0) == required:
+                    chosen = others
+            if not best or len(chosen) < len(best):
+                best = chosen
+        return [c for c, _ in best]
 
 
 def _key(value: Any) -> str:
