@@ -51,16 +51,29 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the projects a worker checks in turn: the libraries they share (FastAPI,
+    pydantic, SQLAlchemy...) are analysed once, and mypy re-checks every module whose source
+    differs from the cached one (it compares contents), so each project is still judged whole."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 @pytest.mark.parametrize(("combo", "resolution"), CASES)
 def test_rendered_project_installs_and_passes_its_own_checks(
-    combo: Combination, resolution: str, renderer: Any, tmp_path: Path, record_property: Any
+    combo: Combination,
+    resolution: str,
+    renderer: Any,
+    tmp_path: Path,
+    record_property: Any,
+    mypy_cache: Path,
 ) -> None:
     uv = require(uv_binary(), "uv")
     version = str(combo.answers["python_version"])
     python = require(interpreter_for(version), f"a Python {version} interpreter")
     project = renderer(combo.data, tmp_path / "project")
 
-    env = project_environment(python)
+    env = project_environment(python) | {"MYPY_CACHE_DIR": str(mypy_cache)}
     # -rA lists every passed test, so the run can be checked for the ones every combination needs.
     suite = [uv, "run", "pytest", "-q", "-rA"]
     lowest = resolution == "lowest-direct"
