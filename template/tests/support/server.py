@@ -62,7 +62,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout}s")
 
 
