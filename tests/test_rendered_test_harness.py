@@ -7,6 +7,7 @@ for seconds where it could wait for a condition or advance a clock.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -90,3 +91,35 @@ def test_every_service_process_gets_its_own_internal_port() -> None:
         not in "\n".join(path.read_text(encoding="utf-8").splitlines()[number - 3 : number + 3])
     ]
     assert not missing, f"PORT set without ADMIN_PORT next to it: {missing}"
+
+
+# httpx calls that build a client, and so a TLS context, unless given one or an in-process transport.
+HTTPX_CLIENT_CALLS = {"get", "post", "put", "patch", "delete", "head", "request", "stream"}
+HTTPX_CLIENT_CLASSES = {"Client", "AsyncClient"}
+
+
+def _parsed(path: Path) -> ast.Module:
+    """A template module as Python: the answers it names become plain identifiers."""
+    return ast.parse(re.sub(r"\{\{\s*(\w+)\s*\}\}", r"\1", path.read_text()), str(path))
+
+
+def test_every_http_client_of_the_tests_reuses_one_tls_context() -> None:
+    """httpx builds a TLS context per client, loading the CA bundle (about 30 ms of CPU), even for
+    loopback http:// URLs: a test helper polling for readiness spent more CPU on that than the
+    server it waited for. Every client the rendered tests make passes the shared TLS_CONTEXT of
+    tests/support/server.py (or an in-process transport, which needs none)."""
+    offenders = []
+    for path in python_sources(RENDERED_TESTS):
+        for node in ast.walk(_parsed(path)):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "httpx2"
+                and node.func.attr in HTTPX_CLIENT_CALLS | HTTPX_CLIENT_CLASSES
+            ):
+                continue
+            given = {keyword.arg for keyword in node.keywords}
+            if not given & {"verify", "transport"}:
+                offenders.append(f"{path.relative_to(RENDERED_TESTS)}:{node.lineno}")
+    assert offenders == [], f"pass verify=TLS_CONTEXT (tests/support/server.py): {offenders}"

@@ -3,7 +3,7 @@
 import httpx2
 import pytest
 
-from .support.server import ServerProcess, Services, StoreServer
+from .support.server import TLS_CONTEXT, ServerProcess, Services, StoreServer
 
 KEY = "0123456789abcdef" * 3
 LOGIN = {"username": "demo", "password": "demo"}
@@ -21,12 +21,12 @@ def replicas(module_services: Services, store_server: StoreServer) -> Replicas:
 
 def test_session_written_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:
     a, b = replicas
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
         assert client.post(a.base_url + "/session/login", json=LOGIN).status_code == 200
         assert client.get(b.base_url + "/session/whoami").json() == {"user": "demo"}
         assert client.post(b.base_url + "/session/logout").status_code == 204
         # The cookie jar dropped the cookie; replay it by hand: A must not know it any more.
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
         client.post(a.base_url + "/session/login", json=LOGIN)
         cookie = client.cookies["session"]
         client.post(b.base_url + "/session/logout")
@@ -36,7 +36,7 @@ def test_session_written_on_one_replica_is_read_on_the_other(replicas: Replicas)
 
 def test_cache_entries_are_shared_between_replicas(replicas: Replicas) -> None:
     a, b = replicas
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
         client.post(a.base_url + "/session/login", json=LOGIN)
         put = client.put(a.base_url + "/cache/items/greeting", json={"value": {"hello": "world"}})
         assert put.status_code == 204
@@ -54,7 +54,7 @@ def test_cache_entries_are_shared_between_replicas(replicas: Replicas) -> None:
 
 def test_cache_routes_need_a_session_and_validate_input(replicas: Replicas) -> None:
     a, _ = replicas
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
         assert client.get(a.base_url + "/cache/items/x").status_code == 401
         client.post(a.base_url + "/session/login", json=LOGIN)
         assert client.put(a.base_url + "/cache/items/x", json={"value": None}).status_code == 422
@@ -67,7 +67,7 @@ def test_store_commands_per_request_counted_by_the_server(
     replicas: Replicas, store_server: StoreServer
 ) -> None:
     a, _ = replicas
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
         before = store_server.total_commands()
         for _ in range(20):
             assert client.get(a.base_url + "/session/whoami").status_code == 401

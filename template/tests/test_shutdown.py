@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx2
 
-from .support.server import ServerProcess, wait_until
+from .support.server import TLS_CONTEXT, ServerProcess, wait_until
 
 DRAIN_SECONDS = 1.0
 # In flight across the whole drain: the response comes after the drain ended.
@@ -86,7 +86,7 @@ def test_sigterm_loses_no_log_line(start_server: Callable[..., ServerProcess]) -
     requests = 600
     server = start_server()
     request_ids = {f"loss-{number}" for number in range(requests)}
-    with httpx2.Client(base_url=server.base_url, timeout=10) as client:
+    with httpx2.Client(base_url=server.base_url, timeout=10, verify=TLS_CONTEXT) as client:
         for request_id in sorted(request_ids):
             assert client.get("/", headers={"X-Request-ID": request_id}).status_code == 200
     server.process.send_signal(signal.SIGTERM)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx2
 
-from ..support.server import StoreServer, free_port, start_process, wait_until
+from ..support.server import TLS_CONTEXT, StoreServer, free_port, start_process, wait_until
 
 # haproxy polls /readyz this often and takes a replica out after one failure, so a draining
 # replica leaves the rotation well within SHUTDOWN_DRAIN_SECONDS.
@@ -78,7 +78,9 @@ class Replica:
         self.pidfile.write_text(str(self.process.pid))
 
     def get(self, path: str, headers: Mapping[str, str] | None = None) -> httpx2.Response:
-        return httpx2.get(self.base_url + path, headers=dict(headers or {}), timeout=5)
+        return httpx2.get(
+            self.base_url + path, headers=dict(headers or {}), timeout=5, verify=TLS_CONTEXT
+        )
 
     def status(self, path: str) -> int | None:
         try:
@@ -277,7 +279,7 @@ def steady_load(
     result = LoadResult()
     interval = 1.0 / rate
     start = time.monotonic()
-    with httpx2.Client(timeout=5, headers=dict(headers or {})) as client:
+    with httpx2.Client(timeout=5, headers=dict(headers or {}), verify=TLS_CONTEXT) as client:
         next_at = start
         while not until() and time.monotonic() - start < max_seconds:
             result.sent += 1

@@ -5,6 +5,7 @@ from collections import Counter
 import httpx2
 import pytest
 
+from ..support.server import TLS_CONTEXT
 from .client import login
 from .harness import Cluster
 from .report import ClusterReport
@@ -20,7 +21,7 @@ def test_a_session_survives_requests_spread_over_every_replica(
     cookie = login(url)
     served_by: Counter[str] = Counter()
     misses = 0
-    with httpx2.Client(timeout=5, headers=cookie) as client:
+    with httpx2.Client(timeout=5, headers=cookie, verify=TLS_CONTEXT) as client:
         for _ in range(REQUESTS):
             response = client.get(url + "/session/whoami")
             served_by[response.headers.get("x-served-by", "?")] += 1

@@ -5,6 +5,7 @@ import os
 import httpx2
 import pytest
 
+from ..support.server import TLS_CONTEXT
 from .client import login
 from .harness import Cluster
 from .report import ClusterReport
@@ -23,6 +24,7 @@ def test_an_upload_through_the_balancer_is_served_by_every_replica(
         content=body,
         headers={**cookie, "Content-Type": "application/octet-stream"},
         timeout=30,
+        verify=TLS_CONTEXT,
     )
     assert upload.status_code == 201, f"upload failed: {upload.status_code} {upload.text}"
     missing = []

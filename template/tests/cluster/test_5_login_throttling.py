@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from ..conftest import SERVICE_PACKAGE
+from ..support.server import TLS_CONTEXT
 from .harness import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -31,7 +32,10 @@ def spread(cluster: Cluster, attempts: list[tuple[str, str]]) -> tuple[Counter[i
         credentials = {"username": username, "password": secrets.token_urlsafe(8)}
         return client.post(url, json=credentials, headers={"X-Forwarded-For": address})
 
-    with httpx2.Client(timeout=10) as client, ThreadPoolExecutor(CONCURRENCY) as pool:
+    with (
+        httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
         responses = list(pool.map(lambda a: send(client, *a), attempts))
     for response in responses:
         if response.status_code == 429:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import httpx2
 
-from .server import free_port, http_answers, require_binary, start_process, stop_process
+from .server import (
+    TLS_CONTEXT,
+    free_port,
+    http_answers,
+    require_binary,
+    start_process,
+    stop_process,
+)
 
 PROVIDER = "azure"
 # Azurite's well-known development account (published in Azure's documentation).
@@ -70,7 +77,9 @@ class StorageServer:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
         query = {"restype": "container"}
         headers = shared_key_headers("PUT", f"/{ACCOUNT}/{name}", query)
-        response = httpx2.put(f"{self.endpoint}/{name}", params=query, headers=headers, timeout=10)
+        response = httpx2.put(
+            f"{self.endpoint}/{name}", params=query, headers=headers, timeout=10, verify=TLS_CONTEXT
+        )
         response.raise_for_status()
         return name
 

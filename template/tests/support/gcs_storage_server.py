@@ -10,7 +10,14 @@ import httpx2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .server import free_port, http_answers, require_binary, start_process, stop_process
+from .server import (
+    TLS_CONTEXT,
+    free_port,
+    http_answers,
+    require_binary,
+    start_process,
+    stop_process,
+)
 
 PROVIDER = "gcs"
 
@@ -69,6 +76,7 @@ class StorageServer:
             params={"project": "test-project"},
             json={"name": name},
             timeout=10,
+            verify=TLS_CONTEXT,
         )
         response.raise_for_status()
         return name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx2
 
-from .server import free_port, http_answers, start_process, stop_process
+from .server import TLS_CONTEXT, free_port, http_answers, start_process, stop_process
 
 PROVIDER = "s3"
 
@@ -35,7 +35,7 @@ class StorageServer:
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
         # moto accepts unsigned requests.
-        httpx2.put(f"{self.endpoint}/{name}", timeout=10).raise_for_status()
+        httpx2.put(f"{self.endpoint}/{name}", timeout=10, verify=TLS_CONTEXT).raise_for_status()
         return name
 
     def environment(self, bucket: str) -> dict[str, str]:

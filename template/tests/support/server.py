@@ -14,6 +14,11 @@ from typing import Any, ClassVar, Protocol
 import httpx2
 import pytest
 
+# Built once and passed to every client the helpers make: httpx builds a TLS context for each
+# client, loading the CA bundle (about 30 ms of CPU) even for the loopback http:// URLs the tests
+# call, so a readiness poll every 20 ms would spend more CPU than the server it waits for.
+TLS_CONTEXT = httpx2.create_ssl_context()
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -35,7 +40,13 @@ class ServerProcess:
         params: dict[str, float] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx2.Response:
-        return httpx2.get(self.base_url + path, params=params, headers=headers, timeout=10)
+        return httpx2.get(
+            self.base_url + path,
+            params=params,
+            headers=headers,
+            timeout=10,
+            verify=TLS_CONTEXT,
+        )
 
     def started(self) -> bool:
         """For a process started with ``wait=False``: up yet? Fails if it already exited."""
@@ -52,7 +63,7 @@ class ServerProcess:
 def service_started(base_url: str) -> bool:
     """Whether the service at ``base_url`` answers /startupz with 200."""
     try:
-        return httpx2.get(base_url + "/startupz", timeout=10).status_code == 200
+        return httpx2.get(base_url + "/startupz", timeout=10, verify=TLS_CONTEXT).status_code == 200
     except httpx2.TransportError:
         return False
 
@@ -77,7 +88,7 @@ def answers(call: Callable[[], object], *errors: type[BaseException]) -> bool:
 
 def http_answers(url: str) -> bool:
     """Whether anything answers HTTP at ``url`` (any status: the server is up)."""
-    return answers(lambda: httpx2.get(url, timeout=1), httpx2.TransportError)
+    return answers(lambda: httpx2.get(url, timeout=1, verify=TLS_CONTEXT), httpx2.TransportError)
 
 
 def start_process(
