@@ -296,6 +296,7 @@ def run_static_checks(
         for rel, (sha, _) in files.items():
             names.setdefault(sha, rel)
     blobs = write_blobs(arts, root / "blobs", names)
+    blobs_wall = time.perf_counter() - start - render_wall
 
     python_of = {c.id: str(c.answers.get("python_version", "3.11")) for c in combos}
 
@@ -356,6 +357,7 @@ def run_static_checks(
     shutil.rmtree(root / "plain", ignore_errors=True)
     verify_wall = time.perf_counter() - verify_start
 
+    verdicts_start = time.perf_counter()
     problems: dict[str, list[str]] = {}
     for combo in combos:
         cid, tree = combo.id, trees[combo.id]
@@ -376,6 +378,7 @@ def run_static_checks(
             shutil.rmtree(tree, ignore_errors=True)  # keep only failing trees for inspection
     if not keep:
         shutil.rmtree(root / "ruff", ignore_errors=True)
+    verdicts_wall = time.perf_counter() - verdicts_start
 
     stats = {
         "combinations": len(combos),
@@ -387,6 +390,7 @@ def run_static_checks(
         # (e.g. every combination's Dockerfile, checked once per distinct content).
         "files_by_kind": _files_by_kind(kinds.values(), jobs),
         "render_wall_s": round(render_wall, 2),
+        "blobs_wall_s": round(blobs_wall, 2),
         "file_checks_wall_s": round(checks_wall, 2),
         "ruff_wall_s": round(ruff_wall, 2),
         "trees_wall_s": round(trees_wall, 2),
@@ -396,6 +400,7 @@ def run_static_checks(
             "mismatched": sorted(mismatches),
             "wall_s": round(verify_wall, 2),
         },
+        "verdicts_wall_s": round(verdicts_wall, 2),
         "wall_s": round(time.perf_counter() - start, 2),
         "cpu_s": round(_cpu_seconds() - cpu_start, 2),
         "failed": sum(1 for p in problems.values() if p),

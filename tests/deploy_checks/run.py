@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,15 @@ def _compose_job(args: tuple[str, str | None]) -> list[str]:
 
 def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> DeployReport:
     """The problems of each tree, by its directory name (which must be unique)."""
+    stage_start = time.perf_counter()
+    walls: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal stage_start
+        now = time.perf_counter()
+        walls[stage] = round(now - stage_start, 2)
+        stage_start = now
+
     found = [Artifacts.find(tree) for tree in trees]
     names = [a.tree.name for a in found]
     if len(set(names)) != len(names):
@@ -106,15 +116,19 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
         keys[a.tree.name] = k
         problems[a.tree.name] = own
 
+    lap("trees_s")
     workers = min(workers or os.cpu_count() or 1, max(1, len(charts) + len(composes)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
         chart_results = dict(zip(charts, pool.map(_chart_job, charts.values()), strict=True))
+        lap("charts_s")
         compose_results = dict(
             zip(composes, pool.map(_compose_job, composes.values()), strict=True)
         )
+        lap("compose_s")
         workflow_results = dict(
             zip(workflows, pool.map(check_workflow, workflows.values()), strict=True)
         )
+        lap("pipelines_s")
 
     # checkov: every distinct Dockerfile, default chart render and pipeline, in one run.
     staged: dict[str, dict[str, str]] = {}
@@ -133,6 +147,7 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             rel = workflow.relative_to(a.tree).as_posix()
             staged.setdefault(key[:16], {rel: workflow.read_text(encoding="utf-8")})
     checkov_failed, checkov_totals = run_checkov(staged) if staged else ({}, {})
+    lap("checkov_s")
 
     for a in found:
         k, own = keys[a.tree.name], problems[a.tree.name]
@@ -168,5 +183,6 @@ def run_deploy_checks(trees: Iterable[Path], workers: int | None = None) -> Depl
             **{f"refused storage {k}": len(s) for k, s in STORAGE_REFUSED_VALUE_SETS.items()},
         },
         "manifests per default render": sorted({r["documents"] for r in chart_results.values()}),
+        "stage_walls": walls,
     }
     return DeployReport(problems, stats)
