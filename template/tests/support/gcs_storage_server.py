@@ -18,6 +18,7 @@ from .server import (
     start_process,
     stop_process,
 )
+from .tcp_gate import GatedStorageServer
 
 PROVIDER = "gcs"
 
@@ -68,6 +69,10 @@ class StorageServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+    def breakable(self, directory: Path) -> GatedStorageServer:
+        """This server seen through a gate that an outage test closes and opens again."""
+        return GatedStorageServer(self)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"

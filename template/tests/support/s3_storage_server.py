@@ -8,12 +8,13 @@ from pathlib import Path
 import httpx2
 
 from .server import TLS_CONTEXT, free_port, http_answers, start_process, stop_process
+from .tcp_gate import GatedStorageServer
 
 PROVIDER = "s3"
 
 
 class StorageServer:
-    """moto in its own process, so a test can stop it (an outage) and start it again."""
+    """moto in its own process; an outage test cuts it off through a gate (``breakable``)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -31,6 +32,10 @@ class StorageServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+    def breakable(self, directory: Path) -> GatedStorageServer:
+        """This server seen through a gate that an outage test closes and opens again."""
+        return GatedStorageServer(self)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
