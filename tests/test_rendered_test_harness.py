@@ -93,7 +93,8 @@ def test_every_service_process_gets_its_own_internal_port() -> None:
     assert not missing, f"PORT set without ADMIN_PORT next to it: {missing}"
 
 
-# httpx calls that build a client, and so a TLS context, unless given one or an in-process transport.
+# httpx calls that build a client, and so a TLS context, unless given one or an in-process
+# transport.
 HTTPX_CLIENT_CALLS = {"get", "post", "put", "patch", "delete", "head", "request", "stream"}
 HTTPX_CLIENT_CLASSES = {"Client", "AsyncClient"}
 
