@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .security.asgi import ASGIApp, Message, Receive, Scope, Send, send_json
+from .asgi import ASGIApp, Message, Receive, Scope, Send, send_json
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -2,8 +2,7 @@
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 from .logs import get_logger
 
 logger = get_logger("access")

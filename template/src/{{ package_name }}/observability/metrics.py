@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 
 RouteResolver = Callable[[Scope], str | None]
 """Returns the matched route template for a handled request, or None when nothing matched."""

@@ -10,7 +10,8 @@ import re
 from contextvars import ContextVar
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 
 # A client-supplied ID is echoed into logs and headers: accept only short, printable tokens.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 from ..config import ConfigError, EnvironmentSettings, Settings
 from .metrics import RouteResolver, method_label
 from .request_id import current_request_id

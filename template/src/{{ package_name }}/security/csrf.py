@@ -23,7 +23,7 @@ import json
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
 
-from .asgi import ASGIApp, Receive, Scope, Send, send_json
+from ..asgi import ASGIApp, Receive, Scope, Send, send_json
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})

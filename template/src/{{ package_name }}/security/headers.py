@@ -15,7 +15,7 @@ An exception that escapes before the response started is answered here with a 50
 carries the headers too, then re-raised, so the server still logs it.
 """
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 
 NO_STORE = (b"cache-control", b"no-store")
 CREDENTIAL_HEADERS = frozenset({b"cookie", b"authorization"})

@@ -11,8 +11,7 @@ silently dropping the session.
 import json
 from http.cookies import CookieError, SimpleCookie
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from ..asgi import ASGIApp, Message, Receive, Scope, Send
 from ..observability.logs import get_logger
 from ..store import StoreUnavailable
 from .manager import Session, SessionManager

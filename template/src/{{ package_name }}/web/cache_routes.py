@@ -6,32 +6,16 @@ import socket
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
-from ..cache import MAX_TTL_SECONDS, Cache
-from .session_routes import SessionDep
+from ..cache import MAX_TTL_SECONDS
+from .dependencies import CacheDep, require_login
 
 KeyParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
 
 
-# Dependencies are async: they do no blocking work, and a plain def would run in a worker thread.
-async def require_login(session: SessionDep) -> str:
-    user = session.get("user")
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in")
-    return str(user)
-
-
 router = APIRouter(prefix="/cache", tags=["cache"], dependencies=[Depends(require_login)])
-
-
-async def get_cache(request: Request) -> Cache:
-    cache: Cache = request.app.state.cache
-    return cache
-
-
-CacheDep = Annotated[Cache, Depends(get_cache)]
 
 
 class CacheEntry(BaseModel):

@@ -5,14 +5,12 @@ and keep the pattern: throttle before checking credentials, rotate on login, end
 """
 
 import hmac
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from ..config import Settings
-from ..security import LoginThrottle, LoginThrottled
-from ..sessions import Session, request_session
+from ..security import LoginThrottled
+from .dependencies import LoginThrottleDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -26,22 +24,17 @@ class Identity(BaseModel):
     user: str
 
 
-async def current_session(request: Request) -> Session:
-    """The request's session, read from the store here, on first use: routes without this
-    dependency never touch the store. ``async``: it runs on the event loop, no thread hop."""
-    return await request_session(request.scope)
-
-
-SessionDep = Annotated[Session, Depends(current_session)]
-
-
 @router.post("/login")
-async def login(credentials: Credentials, session: SessionDep, request: Request) -> Identity:
-    settings: Settings = request.app.state.settings
+async def login(
+    credentials: Credentials,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+    request: Request,
+) -> Identity:
     expected = settings.demo_password_value()
     if expected is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "demo login is disabled")
-    throttle: LoginThrottle = request.app.state.login_throttle
     client = request.client.host if request.client else "unknown"
     try:
         # Counted before the check: a right password is refused too while throttled.

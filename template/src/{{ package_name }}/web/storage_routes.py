@@ -51,7 +51,7 @@ from ..storage import (
 )
 from ..storage import KEY_PATTERN as STORAGE_KEY_PATTERN
 from ..storage.local_storage import LocalStorage
-from .cache_routes import require_login
+from .dependencies import StorageDep, StorageSettingsDep, require_login
 
 logger = get_logger(__name__)
 
@@ -128,20 +128,6 @@ async def upload_interrupted(request: Request, exc: Exception) -> Response:
         logger.info("upload interrupted", key=exc.key, reason=exc.reason)
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
-
-# Async, like every dependency that does no blocking work: no worker-thread hop per request.
-async def get_storage(request: Request) -> ObjectStorage:
-    storage: ObjectStorage = request.app.state.storage
-    return storage
-
-
-async def get_storage_settings(request: Request) -> StorageSettings:
-    settings: StorageSettings = request.app.state.storage_settings
-    return settings
-
-
-StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
-StorageSettingsDep = Annotated[StorageSettings, Depends(get_storage_settings)]
 
 router = APIRouter(prefix="/files", tags=["files"], dependencies=[Depends(require_login)])
 signed_router = APIRouter(prefix="/files/signed", tags=["files"])

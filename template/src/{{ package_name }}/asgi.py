@@ -1,4 +1,4 @@
-"""The ASGI callable types, spelled out so this package needs no web framework."""
+"""The ASGI callable types, spelled out so the core needs no web framework."""
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
