@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
 from .security.csrf import parse_origins
+from .security.keys import SigningKeys, split_keys
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
 # Read in development only, from the working directory, as `docker compose` and most tools do.
@@ -59,10 +60,19 @@ class Secret:
     and verifies (a URL's password, a cloud key), whose rules are that system's."""
 
     checked: bool
+    # The value lists several secrets (previous keys still accepted during a rotation),
+    # separated by commas or whitespace; each one must pass the strength rule.
+    listed: bool = False
 
 
 ServiceSecret = Annotated[SecretStr | None, Secret(checked=True)]
+ServiceSecrets = Annotated[SecretStr | None, Secret(checked=True, listed=True)]
 Credential = Annotated[SecretStr | None, Secret(checked=False)]
+
+
+def secret_list(value: SecretStr | None) -> tuple[str, ...]:
+    """The secrets a ``ServiceSecrets`` setting lists; none when it is unset or blank."""
+    return split_keys(value.get_secret_value()) if value is not None else ()
 
 
 class ConfigError(Exception):
@@ -159,6 +169,9 @@ class Settings(EnvironmentSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
 
     secret_key: ServiceSecret = None
+    # Previous keys still accepted while a new SECRET_KEY rolls out (session cookies, signed
+    # URLs); everything is signed with SECRET_KEY alone. Comma- or whitespace-separated.
+    secret_key_fallbacks: ServiceSecrets = None
 
     # Shared store for sessions and cache (redis://, valkey://, memcached://). Unset in development:
     # an in-process store, which production refuses because each replica would have its own.
@@ -273,6 +286,11 @@ class Settings(EnvironmentSettings):
             return self.secret_key.get_secret_value()
         return _DEVELOPMENT_SECRET_KEY
 
+    @property
+    def signing_keys(self) -> SigningKeys:
+        """SECRET_KEY to sign with, and SECRET_KEY_FALLBACKS still accepted."""
+        return SigningKeys(self.secret_key_value(), secret_list(self.secret_key_fallbacks))
+
 
 _DEVELOPMENT_SECRET_KEY = secrets.token_urlsafe(48)
 
@@ -322,10 +340,13 @@ def secret_problems(values: "EnvironmentSettings") -> list[str]:
         if not any(isinstance(m, Secret) and m.checked for m in field.metadata):
             continue
         value = getattr(values, name)
-        if value is not None and weak_secret(value.get_secret_value()):
+        listed = any(isinstance(m, Secret) and m.listed for m in field.metadata)
+        candidates = secret_list(value) if listed else (value.get_secret_value(),) if value else ()
+        if any(weak_secret(candidate) for candidate in candidates):
+            each = ", every key it lists," if listed else ""
             problems.append(
-                f"{prefix}{name.upper()} must be at least {MIN_SECRET_LENGTH} random characters "
-                f"when APP_ENV=production (too short or too predictable; generate one: "
+                f"{prefix}{name.upper()} must be at least {MIN_SECRET_LENGTH} random characters"
+                f"{each} when APP_ENV=production (too short or too predictable; generate one: "
                 f"{KEY_RECIPE})"
             )
     return problems

@@ -19,6 +19,9 @@ class ClusterReport:
     executions: int = 0
     duplicates: int = 0
     restarts: int = 0
+    rotation_requests: int = 0
+    rotation_misses: int = 0
+    rotation_signed_urls_refused: int = 0
     restart_errors: int = 0
     load_rate_per_second: float = 0.0
     recovery_seconds: float = 0.0
@@ -33,6 +36,8 @@ class ClusterReport:
             f"ticks {self.ticks}, executions {self.executions}, duplicates {self.duplicates}",
             f"rolling restarts {self.restarts}, restart errors {self.restart_errors} "
             f"(load {self.load_rate_per_second:.0f} req/s)",
+            f"secret rotation: session requests {self.rotation_requests}, misses "
+            f"{self.rotation_misses}, signed URLs refused {self.rotation_signed_urls_refused}",
             f"store outage recovery {self.recovery_seconds:.2f} s",
             f"wall time {self.wall_seconds:.1f} s",
         ]

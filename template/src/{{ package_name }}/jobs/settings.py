@@ -14,7 +14,9 @@ from ..config import (
     Credential,
     EnvironmentSettings,
     ServiceSecret,
+    ServiceSecrets,
     Settings,
+    secret_list,
     secret_problems,
 )
 from ..locks import backend_available, backend_module
@@ -44,6 +46,8 @@ class JobsSettings(EnvironmentSettings):
     jobs_intervals: dict[str, float] = Field(default_factory=dict)
     # Bearer token for POST /jobs/{name}/run and GET /jobs; unset: those routes answer 403.
     jobs_admin_token: ServiceSecret = None
+    # Previous tokens still accepted while a new JOBS_ADMIN_TOKEN rolls out (comma-separated).
+    jobs_admin_token_fallbacks: ServiceSecrets = None
     # How long run records (status, idempotency keys) are kept.
     jobs_run_retention_seconds: int = Field(default=7 * 86400, ge=60)
 
@@ -84,8 +88,12 @@ class JobsSettings(EnvironmentSettings):
         return "memory://"
 
     @property
-    def admin_token(self) -> str | None:
-        return self.jobs_admin_token.get_secret_value() if self.jobs_admin_token else None
+    def admin_tokens(self) -> tuple[str, ...]:
+        """JOBS_ADMIN_TOKEN and its fallbacks; none (the routes are off) without the first."""
+        if self.jobs_admin_token is None:
+            return ()
+        current = self.jobs_admin_token.get_secret_value()
+        return (current, *secret_list(self.jobs_admin_token_fallbacks))
 
     @classmethod
     def load(cls, settings: Settings) -> Self:

@@ -2,6 +2,8 @@
 
 - IDs are 256 random bits; the cookie carries the ID plus an HMAC of it under ``SECRET_KEY``, so a
   replica with a different key rejects the cookie instead of quietly serving a stranger's session.
+  A cookie signed with a key of ``SECRET_KEY_FALLBACKS`` (a rotation rolling out) is accepted and
+  signed again with ``SECRET_KEY`` in the response that reads it.
 - The store key is a hash of the ID: a dump of the store does not hand out live cookies.
 - An ID the store does not know is never adopted (no session fixation): the client gets a new one.
 - ``rotate()`` (call it on login) moves the data to a new ID and deletes the old record.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..observability.logs import get_logger
+from ..security.keys import SigningKeys
 from ..store import KeyValueStore
 
 logger = get_logger(__name__)
@@ -56,6 +59,8 @@ class Session(MutableMapping[str, Any]):
         self.modified = False
         self.rotate_requested = False
         self.ended = False
+        # The cookie was signed with a fallback key: send it again signed with the current one.
+        self.resign_cookie = False
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -111,7 +116,7 @@ class SessionManager:
     def __init__(
         self,
         store: KeyValueStore,
-        secret_key: str,
+        keys: SigningKeys,
         namespace: str,
         ttl_seconds: int,
         expiry: Expiry = "sliding",
@@ -121,48 +126,66 @@ class SessionManager:
         self.store = store
         # Wall-clock seconds; tests pass a clock they advance instead of sleeping.
         self.clock = clock
-        self._key = hashlib.sha256(("session-cookie:" + secret_key).encode()).digest()
+        self._keys = keys.for_purpose("session-cookie")
         self._prefix = f"{namespace}:session:"
         self.ttl_seconds = ttl_seconds
         self.expiry = expiry
         self.cookie = cookie or CookiePolicy()
 
     # Cookie value: "<id>.<signature>"
-    def _sign(self, session_id: str) -> str:
-        mac = hmac.new(self._key, session_id.encode(), hashlib.sha256).digest()
+    @staticmethod
+    def _sign(key: bytes, session_id: str) -> str:
+        mac = hmac.new(key, session_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def cookie_value(self, session_id: str) -> str:
-        return f"{session_id}.{self._sign(session_id)}"
+        return f"{session_id}.{self._sign(self._keys[0], session_id)}"
+
+    def _verify(self, cookie_value: str) -> tuple[str, bool] | None:
+        """The ID a cookie carries and whether the current key signed it; None if no key did."""
+        session_id, _, signature = cookie_value.partition(".")
+        if not session_id:
+            return None
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(signature, self._sign(key, session_id)):
+                return session_id, index == 0
+        return None
 
     def verified_id(self, cookie_value: str) -> str | None:
-        session_id, _, signature = cookie_value.partition(".")
-        if not session_id or not hmac.compare_digest(signature, self._sign(session_id)):
-            return None
-        return session_id
+        verified = self._verify(cookie_value)
+        return verified[0] if verified else None
 
     def _record_key(self, session_id: str) -> str:
         return self._prefix + hashlib.sha256(session_id.encode()).hexdigest()
 
     async def load(self, cookie_value: str | None) -> Session:
         """The session named by the cookie, or a new empty one. One store read at most."""
-        session_id = self.verified_id(cookie_value) if cookie_value else None
-        if session_id is None:
+        verified = self._verify(cookie_value) if cookie_value else None
+        if verified is None:
             return Session()
+        session_id, current_key = verified
         raw = await self.store.get(self._record_key(session_id))
         if raw is None:
             return Session()  # expired, ended, or never issued: never adopt the client's ID
         record = json.loads(raw)
-        return Session(
+        session = Session(
             session_id,
             record["data"],
             created_at=record["created_at"],
             refresh_at=record["refresh_at"],
             version=raw,
         )
+        session.resign_cookie = not current_key
+        return session
 
     async def save(self, session: Session) -> list[tuple[bytes, bytes]]:
         """Write what changed; return the Set-Cookie headers for the response."""
+        headers = await self._save(session)
+        if not headers and session.resign_cookie and session.id is not None and not session.ended:
+            headers = [self._set_cookie(self.cookie_value(session.id))]
+        return headers
+
+    async def _save(self, session: Session) -> list[tuple[bytes, bytes]]:
         if session.ended:
             if session.id is not None:
                 await self.store.delete(self._record_key(session.id))

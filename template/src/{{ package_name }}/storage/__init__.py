@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from ..security.keys import SigningKeys
 from .settings import StorageSettings
 
 SignedMethod = Literal["GET", "PUT"]
@@ -239,15 +240,16 @@ _MODULE_BY_PROVIDER = {
 }
 
 
-def open_storage(settings: StorageSettings, signing_secret: str) -> ObjectStorage:
+def open_storage(settings: StorageSettings, signing_keys: SigningKeys) -> ObjectStorage:
     """The storage the settings describe (``settings.backend``: the provider, or ``local``).
 
-    ``signing_secret`` signs the local directory's URLs (the service's SECRET_KEY, the same on
-    every replica); cloud providers sign with their own credentials.
+    ``signing_keys`` sign the local directory's URLs (the service's SECRET_KEY, the same on
+    every replica, and its fallbacks during a rotation); cloud providers sign with their own
+    credentials.
     """
     # Only the generated provider's module (and the local one) exists in this service.
     module = importlib.import_module(f".{_MODULE_BY_PROVIDER[settings.backend]}", __name__)
-    storage: ObjectStorage = module.open_storage(settings, signing_secret)
+    storage: ObjectStorage = module.open_storage(settings, signing_keys)
     return storage
 
 

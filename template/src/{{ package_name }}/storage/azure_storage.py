@@ -12,6 +12,7 @@ from typing import Any
 from obstore.store import AzureStore
 
 from ..config import ConfigError, Credential, EnvironmentSettings
+from ..security.keys import SigningKeys
 from .obstore_common import ObstoreStorage, client_options, retry_config
 from .settings import StorageSettings
 
@@ -48,7 +49,7 @@ def build_store(settings: StorageSettings, endpoint: str | None) -> AzureStore:
     )
 
 
-def open_storage(settings: StorageSettings, signing_secret: str) -> ObstoreStorage:
+def open_storage(settings: StorageSettings, signing_keys: SigningKeys) -> ObstoreStorage:
     store = build_store(settings, settings.storage_endpoint_url)
     public = settings.storage_public_endpoint_url
     signer = store if public is None else build_store(settings, public)

@@ -32,6 +32,7 @@ from google.cloud.storage.fileio import BlobReader, BlobWriter
 from google.oauth2 import service_account
 
 from ..config import ConfigError, EnvironmentSettings
+from ..security.keys import SigningKeys
 from . import (
     CONTENT_LENGTH,
     CONTENT_TYPE,
@@ -357,7 +358,7 @@ def credential_problems(settings: StorageSettings) -> list[str]:
     return []
 
 
-def open_storage(settings: StorageSettings, signing_secret: str) -> GcsStorage:
+def open_storage(settings: StorageSettings, signing_keys: SigningKeys) -> GcsStorage:
     credentials = GcsCredentials.from_environment()
     key_file = credentials.google_application_credentials
     signing: google.auth.credentials.Credentials | None = None

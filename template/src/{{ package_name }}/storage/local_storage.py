@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode
 
 from anyio import open_file, to_thread
 
+from ..security.keys import SigningKeys
 from . import (
     CONTENT_LENGTH,
     CONTENT_TYPE,
@@ -67,9 +68,10 @@ def translate(exc: OSError, action: str) -> Exception:
 
 
 class LocalStorage:
-    def __init__(self, root: Path, signing_secret: str, public_base_url: str) -> None:
+    def __init__(self, root: Path, signing_keys: SigningKeys, public_base_url: str) -> None:
         self._root = root
-        self._secret = hashlib.sha256(b"storage-url:" + signing_secret.encode()).digest()
+        # Signed with the first; URLs signed with a fallback key (before a rotation) still verify.
+        self._keys = signing_keys.for_purpose("storage-url")
         self._public_base_url = public_base_url.rstrip("/")
 
     @property
@@ -220,9 +222,20 @@ class LocalStorage:
         content_type: str = "",
         content_length: int | None = None,
     ) -> str:
+        return self._signature(self._keys[0], key, method, expires, content_type, content_length)
+
+    @staticmethod
+    def _signature(
+        secret: bytes,
+        key: str,
+        method: str,
+        expires: int,
+        content_type: str,
+        content_length: int | None,
+    ) -> str:
         length = "" if content_length is None else str(content_length)
         message = f"{method}\n{key}\n{expires}\n{content_type}\n{length}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
     def verify(
         self,
@@ -240,8 +253,13 @@ class LocalStorage:
         """
         if expires < time.time():
             return False
-        expected = self.signature(key, method, expires, content_type, content_length)
-        return hmac.compare_digest(expected, signature)
+        return any(
+            hmac.compare_digest(
+                self._signature(secret, key, method, expires, content_type, content_length),
+                signature,
+            )
+            for secret in self._keys
+        )
 
     def _url(
         self,
@@ -279,8 +297,8 @@ class LocalStorage:
         """Nothing to release."""
 
 
-def open_storage(settings: StorageSettings, signing_secret: str) -> LocalStorage:
+def open_storage(settings: StorageSettings, signing_keys: SigningKeys) -> LocalStorage:
     root = settings.local_path
     root.mkdir(parents=True, exist_ok=True)
     public = settings.storage_public_endpoint_url or ""
-    return LocalStorage(root, signing_secret, public)
+    return LocalStorage(root, signing_keys, public)

@@ -20,6 +20,7 @@ from anyio import to_thread
 from obstore.store import S3Store
 
 from ..config import Credential, EnvironmentSettings
+from ..security.keys import SigningKeys
 from . import CONTENT_LENGTH, CONTENT_TYPE, SignedUpload, StorageForbidden, validate_key
 from .obstore_common import ObstoreStorage, client_options, retry_config
 from .settings import StorageSettings
@@ -119,7 +120,7 @@ class S3Storage(ObstoreStorage):
         return SignedUpload(url, headers, frozenset({CONTENT_TYPE, CONTENT_LENGTH}))
 
 
-def open_storage(settings: StorageSettings, signing_secret: str) -> S3Storage:
+def open_storage(settings: StorageSettings, signing_keys: SigningKeys) -> S3Storage:
     store = build_store(settings, settings.storage_endpoint_url)
     public = settings.storage_public_endpoint_url
     signer = store if public is None else build_store(settings, public)

@@ -6,7 +6,6 @@ idempotency key of its own unless ``scheduled_for`` names a tick (re-running a t
 succeeded is then refused as already done).
 """
 
-import hmac
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from ..jobs.ledger import RunRecord
 from ..jobs.registry import REGISTRY, Job
 from ..jobs.runner import Outcome
 from ..jobs.runtime import JobsRuntime
+from ..security.keys import matches_any
 
 JobName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")]
 
@@ -34,11 +34,11 @@ RuntimeDep = Annotated[JobsRuntime, Depends(get_runtime)]
 async def require_admin(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    token = runtime.settings.admin_token
-    if token is None:
+    tokens = runtime.settings.admin_tokens
+    if not tokens:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "job routes disabled: set JOBS_ADMIN_TOKEN")
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if scheme.lower() != "bearer" or not matches_any(given, tokens):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid bearer token is required",
