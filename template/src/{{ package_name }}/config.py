@@ -50,6 +50,7 @@ FEATURE_SETTINGS = (
     "jobs.settings:JobsSettings.load",
     "jobs.celery_app:CelerySettings.load",
     "observability.tracing:TracingSettings.load",
+    "outbound:OutboundSettings.load",
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, Self
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -21,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send
 from ..config import ConfigError, EnvironmentSettings, Settings
+from ..outbound import add_header_source
 from .metrics import RouteResolver, method_label
 from .request_id import current_request_id
 
@@ -137,7 +139,9 @@ def install_tracing(
     skip_paths: frozenset[str],
     resolve_route: RouteResolver,
 ) -> None:
-    """Add the tracing middleware to an ASGI application that supports ``add_middleware``."""
+    """Add the tracing middleware to an ASGI application that supports ``add_middleware``, and
+    pass the trace context on with every outbound call (``traceparent``)."""
+    add_header_source(inject)
     # The instrumentation matches these against the full URL (scheme://host/path?query).
     excluded = ",".join(f"//[^/]+{re.escape(path)}(\\?|$)" for path in sorted(skip_paths))
     app.add_middleware(NameSpansByRoute, resolve_route=resolve_route)  # inner: inside the span

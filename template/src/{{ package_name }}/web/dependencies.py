@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from ..cache import Cache
 from ..config import Settings
+from ..outbound import OutboundClient
 from ..security import LoginThrottle
 from ..sessions import Session, request_session
 from ..storage import ObjectStorage, StorageSettings
@@ -46,6 +47,11 @@ async def get_cache(request: Request) -> Cache:
     return cache
 
 
+async def get_outbound(request: Request) -> OutboundClient:
+    outbound: OutboundClient = request.app.state.outbound
+    return outbound
+
+
 async def get_storage(request: Request) -> ObjectStorage:
     storage: ObjectStorage = request.app.state.storage
     return storage
@@ -61,5 +67,6 @@ SessionDep = Annotated[Session, Depends(current_session)]
 UserDep = Annotated[str, Depends(require_login)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
+OutboundDep = Annotated[OutboundClient, Depends(get_outbound)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 StorageSettingsDep = Annotated[StorageSettings, Depends(get_storage_settings)]
