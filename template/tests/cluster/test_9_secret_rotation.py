@@ -42,6 +42,9 @@ class User:
             self.failures.append(type(exc).__name__)
             return
         self.answers[response.status_code] += 1
+        if response.status_code != 200:
+            served_by = response.headers.get("x-served-by", "the balancer")
+            self.failures.append(f"{response.status_code} from {served_by}: {response.text[:200]}")
         if set_cookie := response.headers.get("set-cookie"):
             name, _, rest = set_cookie.partition("=")
             self.cookie = {"Cookie": f"{name}={rest.split(';', 1)[0]}"}
@@ -124,15 +127,16 @@ def test_rotating_the_secret_key_in_two_rolling_updates_logs_nobody_out(
     answers = sum((user.answers for user in users), Counter[int]())
     failures = [failure for user in users for failure in user.failures]
     misses = sum(count for status, count in answers.items() if status != 200)
+    errors = [failure for failure in failures if not failure[:3].isdigit()]
     signed_after = fetch_signed(cluster, signed_url)
-    cluster_report.rotation_requests += sum(answers.values()) + len(failures)
-    cluster_report.rotation_misses += misses + len(failures)
+    cluster_report.rotation_requests += sum(answers.values()) + len(errors)
+    cluster_report.rotation_misses += misses + len(errors)
     cluster_report.rotation_signed_urls_refused += sum(s != 200 for s in signed_after.values())
 
     assert exit_codes == [0] * len(exit_codes), f"a replica did not drain cleanly: {exit_codes}"
-    assert answers[200] > 0 and misses == 0 and not failures, (
+    assert answers[200] > 0 and not failures, (
         f"the rotation logged users out or failed requests: answers {dict(answers)}, "
-        f"transport errors {Counter(failures)}"
+        f"failures {Counter(failures)}"
     )
     resent = [after.cookie != before for after, before in zip(users, cookies_before, strict=True)]
     assert all(resent), "a cookie signed with the old key was not sent back signed with the new one"

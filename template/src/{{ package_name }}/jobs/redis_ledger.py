@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..locks import LockUnavailable
-from ..locks.redis_lock import redis_client
+from ..store.redis_store import redis_client
 from .ledger import JobLedger, Rollup, RunRecord
 
 # KEYS: rollups hash, fence, pending, total. ARGV: idempotency key, fencing token.

@@ -14,6 +14,7 @@ import secrets
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..store.redis_store import redis_client
 from . import Lease, LockBackend, LockUnavailable
 
 ACQUIRE = """
@@ -91,18 +92,6 @@ class RedisLockBackend:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def redis_client(url: str, timeout_seconds: float) -> Redis:
-    # valkey:// and valkeys:// are the same protocol as redis:// and rediss://.
-    if url.startswith("valkey"):
-        url = "redis" + url.removeprefix("valkey")
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        health_check_interval=30,
-    )
 
 
 def from_url(url: str, timeout_seconds: float) -> LockBackend:

@@ -12,7 +12,8 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pymemcache.client.base import PooledClient
-from pymemcache.exceptions import MemcacheError
+from pymemcache.client.retrying import RetryingClient
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from . import KeyValueStore, StoreUnavailable
 
@@ -22,7 +23,7 @@ DEFAULT_PORT = 11211
 
 
 class MemcachedStore:
-    def __init__(self, client: PooledClient) -> None:
+    def __init__(self, client: PooledClient | RetryingClient) -> None:
         self._client = client
 
     async def _run(self, operation: str, call: Callable[[], T]) -> T:
@@ -100,4 +101,13 @@ def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
         max_pool_size=32,
         default_noreply=False,  # wait for the server: a write must be stored before we answer
     )
-    return MemcachedStore(client)
+    # A pooled connection that the server closed (it restarted since) fails at its first use;
+    # that command is sent once more, on a new connection. It never reached the new server, so
+    # nothing runs twice; a timeout is not retried (the command may have run).
+    retrying = RetryingClient(
+        client,
+        attempts=2,
+        retry_delay=0,
+        retry_for=[MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError],
+    )
+    return MemcachedStore(retrying)

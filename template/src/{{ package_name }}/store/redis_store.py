@@ -6,6 +6,9 @@ the service recovers by itself when the store comes back.
 """
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from . import KeyValueStore, StoreUnavailable
@@ -91,14 +94,25 @@ class RedisStore:
         await self._client.aclose()
 
 
-def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
-    # valkey:// and valkeys:// are the same protocol as redis:// and rediss://.
+def stale_connection_retry() -> Retry:
+    """Send a command once more, on a fresh connection, when its pooled connection turns out to
+    be closed (the server restarted since it was opened): the dead connection never reached the
+    new server, so nothing runs twice. A timeout is not retried: the command may have run."""
+    return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
+
+
+def redis_client(url: str, timeout_seconds: float) -> Redis:
+    """A pooled client for redis://, rediss://, valkey:// or valkeys:// (the same protocol)."""
     if url.startswith("valkey"):
         url = "redis" + url.removeprefix("valkey")
-    client = Redis.from_url(
+    return Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
+        retry=stale_connection_retry(),
     )
-    return RedisStore(client)
+
+
+def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
+    return RedisStore(redis_client(url, timeout_seconds))
