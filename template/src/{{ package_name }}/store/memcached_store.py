@@ -20,6 +20,7 @@ from . import KeyValueStore, StoreUnavailable
 T = TypeVar("T")
 
 DEFAULT_PORT = 11211
+MAX_POOL_SIZE = 32
 
 
 class MemcachedStore:
@@ -98,15 +99,17 @@ def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
         connect_timeout=timeout_seconds,
         timeout=timeout_seconds,
         no_delay=True,
-        max_pool_size=32,
+        max_pool_size=MAX_POOL_SIZE,
         default_noreply=False,  # wait for the server: a write must be stored before we answer
     )
     # A pooled connection that the server closed (it restarted since) fails at its first use;
-    # that command is sent once more, on a new connection. It never reached the new server, so
+    # the command is sent again on the next one. Every idle connection may be dead, so as many
+    # attempts as the pool holds, plus a new connection: each dead one fails at once, and a down
+    # server refuses the connection (not retried). The command never reached the new server, so
     # nothing runs twice; a timeout is not retried (the command may have run).
     retrying = RetryingClient(
         client,
-        attempts=2,
+        attempts=MAX_POOL_SIZE + 1,
         retry_delay=0,
         retry_for=[MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError],
     )
