@@ -68,10 +68,13 @@ class InProcessScheduler:
     async def stop(self, wait_seconds: float) -> None:
         """Stop firing; wait up to ``wait_seconds`` for running jobs to reach a checkpoint."""
         self._stopping = True
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        scheduler = self._scheduler
+        # Pause, not shut down, first: APScheduler's shutdown cancels the tasks of running
+        # jobs, which would interrupt a job mid-write instead of at its checkpoint.
+        if scheduler is not None and scheduler.running:
+            scheduler.pause()
         # A tick APScheduler submitted just now is a task that has not started yet: let it
-        # start (it returns at once, seeing _stopping) rather than be cancelled at loop exit.
+        # start (it returns at once, seeing _stopping).
         await asyncio.sleep(0)
         running = list(self._running)
         if running:
@@ -79,4 +82,6 @@ class InProcessScheduler:
             _, pending = await asyncio.wait(running, timeout=wait_seconds)
             for task in pending:
                 task.cancel()
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
         logger.info("scheduler stopped")
