@@ -51,6 +51,7 @@ FEATURE_SETTINGS = (
     "jobs.celery_app:CelerySettings.load",
     "observability.tracing:TracingSettings.load",
     "outbound:OutboundSettings.load",
+    "flags:FeatureFlagSettings.load",
 )
 
 

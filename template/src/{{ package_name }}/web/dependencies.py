@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from ..cache import Cache
 from ..config import Settings
+from ..flags import FeatureFlags
 from ..outbound import OutboundClient
 from ..security import LoginThrottle
 from ..sessions import Session, request_session
@@ -52,6 +53,11 @@ async def get_outbound(request: Request) -> OutboundClient:
     return outbound
 
 
+async def get_feature_flags(request: Request) -> FeatureFlags:
+    flags: FeatureFlags = request.app.state.feature_flags
+    return flags
+
+
 async def get_storage(request: Request) -> ObjectStorage:
     storage: ObjectStorage = request.app.state.storage
     return storage
@@ -68,5 +74,6 @@ UserDep = Annotated[str, Depends(require_login)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 OutboundDep = Annotated[OutboundClient, Depends(get_outbound)]
+FeatureFlagsDep = Annotated[FeatureFlags, Depends(get_feature_flags)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 StorageSettingsDep = Annotated[StorageSettings, Depends(get_storage_settings)]
