@@ -51,6 +51,19 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/extra", "readOnly": True}],
     },
 }
+# The flag file every project ships (deploy/flags/flags.json), as `--set-file` passes it.
+_FLAGS = json.dumps(
+    {
+        "flags": {
+            "greeting": {
+                "state": "ENABLED",
+                "variants": {"classic": "Hello", "friendly": "Hi there"},
+                "defaultVariant": "classic",
+            }
+        }
+    }
+)
+VALUE_SETS["feature-flags"] = {"featureFlags": _FLAGS}
 # Value sets the chart must refuse, and a text the refusal must contain.
 REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "grace-below-budget": ({"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds"),
@@ -62,6 +75,8 @@ REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "root-user": ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
     "unknown-value": ({"replicas": 3}, "replicas"),
     "non-string-setting": ({"config": {"PORT": 8000}}, "PORT"),
+    "feature-flags-not-json": ({"featureFlags": "{not json"}, "featureFlags"),
+    "feature-flags-without-flags": ({"featureFlags": '{"greeting": {}}'}, "featureFlags"),
 }
 
 # Storage value sets, by the kind of chart (storage_provider=local has `sharedStorage`; the
@@ -309,6 +324,7 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
             problems += [f"{where}: {name} not set" for name, ok in expected.items() if not ok]
 
     problems += storage_invariants(docs, by_kind, config)
+    problems += feature_flag_invariants(by_kind)
     problems += job_invariants(by_kind, hpas)
     problems += internal_port_invariants(by_kind, web, config)
 
@@ -322,6 +338,60 @@ def manifest_invariants(docs: list[dict[str, Any]], routes: set[str]) -> list[st
         if job["spec"]["template"]["spec"]["containers"][0].get("args") != ["migrate"]:
             problems.append(f"Job {job['metadata']['name']} does not run migrate")
     return problems
+
+
+def feature_flag_invariants(by_kind: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    """With flags: every workload but the hooks mounts the flags ConfigMap as a directory (a
+    subPath mount never sees an update) and points FEATURE_FLAGS_FILE into it. That no pod
+    template changes with the flags is checked by ``flag_change_rolls_no_pod``."""
+    flag_maps = {
+        cm["metadata"]["name"]: cm
+        for cm in by_kind.get("ConfigMap", [])
+        if "flags.json" in cm.get("data", {})
+    }
+    problems: list[str] = []
+    for kind in ("Deployment", "CronJob", "Job"):
+        for doc in by_kind.get(kind, []):
+            spec = pod_spec(doc)
+            if spec is None or doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
+                continue
+            where = f"{kind} {doc['metadata']['name']}"
+            volumes = {
+                v["name"]: v["configMap"]["name"]
+                for v in spec.get("volumes", [])
+                if v.get("configMap", {}).get("name") in flag_maps
+            }
+            if bool(volumes) != bool(flag_maps):
+                mounted, exists = bool(volumes), bool(flag_maps)
+                problems.append(f"{where}: flags ConfigMap mounted {mounted}, exists {exists}")
+            for container in spec.get("containers", []):
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                mounts = [m for m in container.get("volumeMounts", []) if m["name"] in volumes]
+                if not flag_maps:
+                    if "FEATURE_FLAGS_FILE" in env:
+                        problems.append(f"{where}: FEATURE_FLAGS_FILE set without flags")
+                    continue
+                if len(mounts) != 1 or "subPath" in mounts[0]:
+                    problems.append(f"{where}: flags not mounted once as a directory: {mounts}")
+                    continue
+                expected = f"{mounts[0]['mountPath']}/flags.json"
+                if env.get("FEATURE_FLAGS_FILE") != expected:
+                    problems.append(f"{where}: FEATURE_FLAGS_FILE is not {expected}: {env}")
+    return problems
+
+
+def flag_change_rolls_no_pod(chart: Path) -> list[str]:
+    """Two different flag values must render the same workloads: only the ConfigMap differs, so
+    a flag change never restarts a pod (no checksum of the flags in a pod template)."""
+
+    def workloads(flags: str) -> list[str]:
+        docs = render_chart(chart, {"featureFlags": flags})
+        return [json.dumps(d, sort_keys=True) for d in docs if pod_spec(d) is not None]
+
+    changed = _FLAGS.replace('"defaultVariant": "classic"', '"defaultVariant": "friendly"')
+    if workloads(_FLAGS) != workloads(changed):
+        return ["a feature flag change changes a workload's pod template: it would roll the pods"]
+    return []
 
 
 def _component(doc: Mapping[str, Any]) -> str | None:
@@ -587,6 +657,7 @@ def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> 
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
     problems += chart_connection_budget_problems(chart)
+    problems += flag_change_rolls_no_pod(chart)
     values = read_yaml(chart / "values.yaml")
     readme = (
         (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""

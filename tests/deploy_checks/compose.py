@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from deploy_checks.common import MIN_SHUTDOWN_MARGIN_SECONDS, read_yaml, schema_problems
@@ -116,6 +117,34 @@ def compose_store_problems(services: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def compose_flag_problems(project: Path, services: Mapping[str, Any]) -> list[str]:
+    """Every service reading FEATURE_FLAGS_FILE mounts, read-only, the project directory that
+    holds the file (a directory: a single-file bind mount keeps the old file after an editor
+    replaces it), and the project's file there is flag definitions."""
+    problems: list[str] = []
+    for name, service in services.items():
+        flags_file = (service.get("environment") or {}).get("FEATURE_FLAGS_FILE")
+        if not flags_file:
+            continue
+        target_dir = str(PurePosixPath(flags_file).parent)
+        mounts = [str(v).split(":") for v in service.get("volumes") or [] if isinstance(v, str)]
+        sources = [m[0] for m in mounts if len(m) >= 2 and m[1] == target_dir]
+        if len(sources) != 1 or not sources[0].startswith("./"):
+            problems.append(f"{name}: no bind mount of a project directory at {target_dir}")
+            continue
+        if not any(m[1] == target_dir and m[2:] == ["ro"] for m in mounts):
+            problems.append(f"{name}: the flags directory is not mounted read-only")
+        source = project / sources[0] / PurePosixPath(flags_file).name
+        try:
+            definitions = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            problems.append(f"{name}: {source} is not a readable JSON file: {error}")
+            continue
+        if not isinstance(definitions, dict) or not isinstance(definitions.get("flags"), dict):
+            problems.append(f'{name}: {source} has no "flags" object')
+    return problems
+
+
 def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     compose = read_yaml(Path(compose_path))
     problems = schema_problems(compose, "compose-spec")
@@ -145,6 +174,7 @@ def check_compose(compose_path: str, haproxy_path: str | None) -> list[str]:
     problems += compose_storage_problems(compose, app)
     problems += compose_job_problems(services)
     problems += compose_store_problems(services)
+    problems += compose_flag_problems(Path(compose_path).parent, services)
     shutdown = float(env.get("SHUTDOWN_DRAIN_SECONDS", 5)) + float(
         env.get("SHUTDOWN_GRACE_SECONDS", 20)
     )

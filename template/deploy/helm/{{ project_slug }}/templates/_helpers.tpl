@@ -112,6 +112,15 @@ when it does not.
 {{- toYaml $data }}
 {{- end }}
 
+{{/* The feature flags ConfigMap's name, when featureFlags is set (hooks run before it exists). */}}
+{{- define "app.featureFlagsConfigMap" -}}
+{{- if .Values.featureFlags }}
+{{- printf "%s-flags" (include "app.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "app.featureFlagsDir" -}}/etc/feature-flags{{- end }}
+
 {{/* The shared files volume (sharedStorage, storage_provider=local): its claim, when enabled. */}}
 {{- define "app.sharedStorageClaim" -}}
 {{- $shared := .Values.sharedStorage | default dict }}
@@ -132,6 +141,7 @@ Pod spec of every workload. Call with a dict:
 {{- $root := .root }}
 {{- $values := $root.Values }}
 {{- $sharedClaim := ternary "" (include "app.sharedStorageClaim" $root) (.hook | default false) -}}
+{{- $flags := ternary "" (include "app.featureFlagsConfigMap" $root) (.hook | default false) -}}
 serviceAccountName: {{ .serviceAccountName }}
 automountServiceAccountToken: {{ $values.serviceAccount.automountToken }}
 {{- with $values.imagePullSecrets }}
@@ -157,6 +167,11 @@ containers:
     envFrom:
       - configMapRef:
           name: {{ .configMap }}
+    {{- if $flags }}
+    env:
+      - name: FEATURE_FLAGS_FILE
+        value: {{ printf "%s/flags.json" (include "app.featureFlagsDir" $root) | quote }}
+    {{- end }}
     {{- if .serving }}
     ports:
       - name: http
@@ -204,6 +219,12 @@ containers:
       - name: shared-files
         mountPath: {{ $values.config.STORAGE_LOCAL_PATH }}
       {{- end }}
+      {{- if $flags }}
+      # The directory, never a subPath: a subPath mount does not see ConfigMap updates.
+      - name: feature-flags
+        mountPath: {{ include "app.featureFlagsDir" $root }}
+        readOnly: true
+      {{- end }}
       {{- with $values.extraVolumeMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -221,6 +242,11 @@ volumes:
   - name: shared-files
     persistentVolumeClaim:
       claimName: {{ $sharedClaim }}
+  {{- end }}
+  {{- if $flags }}
+  - name: feature-flags
+    configMap:
+      name: {{ $flags }}
   {{- end }}
   {{- with $values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
