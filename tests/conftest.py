@@ -170,6 +170,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{c['files_missing']} of {c['files_uploaded']}, ticks {c['ticks']}, "
             f"executions {c['executions']}, duplicates {c['duplicates']}, restart errors "
             f"{c['restart_errors']}, store recovery {c['recovery_seconds']:.2f} s, "
+            f"rotation requests {c['rotation_requests']} (misses {c['rotation_misses']}, "
+            f"signed URLs refused {c['rotation_signed_urls_refused']}), flag followed by "
+            f"{c['flag_replicas_followed']} replicas in {c['flag_propagation_seconds']:.2f} s, "
             f"suite wall time {c['wall_seconds']:.1f} s"
         )
     for t in summary["tier4"]:

@@ -24,6 +24,7 @@ from .harness import DRAIN_SECONDS, GRACE_SECONDS, Cluster
 from .report import ClusterReport
 
 REPORT = ClusterReport()
+SHIPPED_FLAGS = Path(__file__).resolve().parents[2] / "deploy" / "flags" / "flags.json"
 _STARTED_AT: list[float] = []
 
 
@@ -36,6 +37,10 @@ def base_environment(run_dir: Path, store_url: str) -> dict[str, str]:
     }
     secrets_dir = run_dir / "no-secrets"
     secrets_dir.mkdir(exist_ok=True)
+    # One flag file every replica reads, as the chart's ConfigMap or Compose's mount gives it.
+    flags_dir = run_dir / "flags"
+    flags_dir.mkdir(exist_ok=True)
+    shutil.copy(SHIPPED_FLAGS, flags_dir / "flags.json")
     return {
         **inherited,
         "APP_ENV": "production",
@@ -49,6 +54,7 @@ def base_environment(run_dir: Path, store_url: str) -> dict[str, str]:
         "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
         "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
         "OTEL_TRACES_EXPORTER": "none",  # tracing, when generated, is not under test here
+        "FEATURE_FLAGS_FILE": str(flags_dir / "flags.json"),
     }
 
 

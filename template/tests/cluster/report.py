@@ -23,6 +23,8 @@ class ClusterReport:
     rotation_misses: int = 0
     rotation_signed_urls_refused: int = 0
     restart_errors: int = 0
+    flag_replicas_followed: int = 0
+    flag_propagation_seconds: float = 0.0
     load_rate_per_second: float = 0.0
     recovery_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -38,6 +40,8 @@ class ClusterReport:
             f"(load {self.load_rate_per_second:.0f} req/s)",
             f"secret rotation: session requests {self.rotation_requests}, misses "
             f"{self.rotation_misses}, signed URLs refused {self.rotation_signed_urls_refused}",
+            f"feature flag flipped: {self.flag_replicas_followed} replicas followed, the last "
+            f"after {self.flag_propagation_seconds:.2f} s",
             f"store outage recovery {self.recovery_seconds:.2f} s",
             f"wall time {self.wall_seconds:.1f} s",
         ]
