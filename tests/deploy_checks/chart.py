@@ -380,16 +380,16 @@ def feature_flag_invariants(by_kind: Mapping[str, list[dict[str, Any]]]) -> list
     return problems
 
 
-def flag_change_rolls_no_pod(chart: Path) -> list[str]:
+def flag_change_rolls_no_pod(chart: Path, flagged_docs: list[dict[str, Any]]) -> list[str]:
     """Two different flag values must render the same workloads: only the ConfigMap differs, so
-    a flag change never restarts a pod (no checksum of the flags in a pod template)."""
+    a flag change never restarts a pod (no checksum of the flags in a pod template).
+    ``flagged_docs``: the chart rendered with ``featureFlags`` set to ``_FLAGS``."""
 
-    def workloads(flags: str) -> list[str]:
-        docs = render_chart(chart, {"featureFlags": flags})
+    def workloads(docs: list[dict[str, Any]]) -> list[str]:
         return [json.dumps(d, sort_keys=True) for d in docs if pod_spec(d) is not None]
 
     changed = _FLAGS.replace('"defaultVariant": "classic"', '"defaultVariant": "friendly"')
-    if workloads(_FLAGS) != workloads(changed):
+    if workloads(flagged_docs) != workloads(render_chart(chart, {"featureFlags": changed})):
         return ["a feature flag change changes a workload's pod template: it would roll the pods"]
     return []
 
@@ -631,6 +631,8 @@ def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> 
         except Exception as error:
             problems.append(f"values {label}: does not render: {error}")
             continue
+        if label == "feature-flags":
+            problems += flag_change_rolls_no_pod(chart, docs)
         if label == "default":
             default_docs = docs if release == "release" else render_chart(chart, {}, release)
         for doc in docs:
@@ -657,7 +659,6 @@ def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> 
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
     problems += chart_connection_budget_problems(chart)
-    problems += flag_change_rolls_no_pod(chart)
     values = read_yaml(chart / "values.yaml")
     readme = (
         (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""
