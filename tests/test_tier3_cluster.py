@@ -88,9 +88,7 @@ def _project(renderer: Any, tmp_path: Path, overrides: dict[str, Any]) -> tuple[
     return project, env
 
 
-def _cluster_suite(
-    project: Path, env: dict[str, str], report: Path, *modules: str, **extra: Any
-):
+def _cluster_suite(project: Path, env: dict[str, str], report: Path, *modules: str, **extra: Any):
     """The project's cluster suite, as its README runs it; only ``modules`` when given."""
     uv = require(uv_binary(), "uv")
     run_env = {**env, "CLUSTER_REPORT": str(report)}
