@@ -6,6 +6,7 @@ instead of a timeout."""
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 import tempfile
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -20,10 +22,27 @@ import pytest
 POLL_SECONDS = 0.05
 
 
+# Listening ports come from below the kernel's ephemeral range, which every outgoing connection
+# draws from: a port picked there can be taken by a client socket before the server binds it.
+LISTEN_PORTS = range(20000, 32768)
+_pick = random.SystemRandom()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, outside the range outgoing connections draw from."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = LISTEN_PORTS.stop
+    ports = range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, ephemeral))
+    for _ in range(200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", _pick.choice(ports) if ports else 0))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise AssertionError(f"no free port in {ports}")
 
 
 def accepts_connections(port: int) -> bool:

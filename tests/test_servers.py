@@ -41,3 +41,13 @@ def test_the_server_is_ready_inside_and_stopped_after() -> None:
         assert accepts_connections(port)
     assert process.returncode is not None
     assert not accepts_connections(port)
+
+
+def test_listening_ports_are_picked_outside_the_ephemeral_range() -> None:
+    """Outgoing connections take ephemeral ports: a server port picked there can be lost to a
+    client socket before the server binds it."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        ephemeral_start = int(ports.read().split()[0])
+    picked = {free_port() for _ in range(50)}
+    assert max(picked) < ephemeral_start, sorted(picked)
+    assert len(picked) > 40

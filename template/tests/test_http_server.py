@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .support.server import ServerProcess, Services
+from .support.server import ServerProcess, Services, free_port
 
 REQUEST = b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"
 # Probes are not logged: the access log shows this request only.
@@ -95,3 +95,13 @@ def test_forwarded_client_address_is_used_only_from_trusted_proxies(
         assert read_response(connection).startswith(b"HTTP/1.1 200")
         connection.close()
     assert access_log_clients(server) == ["203.0.113.7", "127.0.0.2"]
+
+
+def test_test_servers_listen_outside_the_ports_outgoing_connections_take() -> None:
+    """A port from the ephemeral range can be taken by any client socket before a test server
+    binds it (the server then exits with "Address already in use"): picks stay below it."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        ephemeral_start = int(ports.read().split()[0])
+    picked = {free_port() for _ in range(50)}
+    assert max(picked) < ephemeral_start, sorted(picked)
+    assert len(picked) > 40  # spread out: two workers rarely pick the same port

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,11 +21,34 @@ import pytest
 TLS_CONTEXT = httpx2.create_ssl_context()
 
 
+# Ports the tests' servers listen on come from below the kernel's ephemeral range: the kernel
+# gives ephemeral ports to every outgoing connection too, so a port picked there can be taken by
+# some client socket between the pick and the server's bind (a server then fails to start with
+# "Address already in use"). Linux's default range starts at 32768, macOS's at 49152.
+LISTEN_PORTS = range(20000, 32768)
+_pick = random.SystemRandom()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return LISTEN_PORTS.stop
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, outside the range outgoing connections draw from."""
+    ports = range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, _ephemeral_start()))
+    for _ in range(200):
+        port = _pick.choice(ports) if ports else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another test's server, or a client of this machine
+            chosen: int = sock.getsockname()[1]
+            return chosen
+    raise AssertionError(f"no free port in {ports}")
 
 
 @dataclass
@@ -107,7 +131,13 @@ def start_process(
 
     def up() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"{command[0]} exited early with {process.returncode}")
+            output = process.stdout.read() if process.stdout is not None else ""
+            if isinstance(output, bytes):
+                output = output.decode(errors="replace")
+            raise AssertionError(
+                f"{command[0]} exited early with {process.returncode}; its output ends:\n"
+                f"{output[-3000:]}"
+            )
         return ready()
 
     try:
