@@ -330,6 +330,18 @@ class AnswerSpace:
                 return combination
         raise ValueError(f"the default answers are not a valid combination: {defaults}")
 
+    def framework_defaults(self) -> list[Combination]:
+        """The default combination of each framework: ``--defaults`` plus one framework answer,
+        the default's own framework first."""
+        if not any(q.name == "framework" for q in self.questions):
+            return [self.default_combination()]
+        found = []
+        for value in self.choice_values("framework"):
+            answers = self.answers_with({"framework": value})
+            found.append(next(c for c in self._combinations if dict(c.answers) == answers))
+        default = self.default_combination()
+        return sorted(found, key=lambda c: c.id != default.id)
+
     def varying_questions(self) -> list[str]:
         """Questions that take more than one value across the valid combinations."""
         return [
@@ -339,14 +351,16 @@ class AnswerSpace:
         ]
 
     def pairwise_cover(self, attempts: int = 64) -> list[Combination]:
-        """Default combination plus a small covering array of every value pair.
+        """The default combination of each framework plus a small covering array of every
+        value pair.
 
         Covers every pair of values of two varying questions that occurs in some valid
         combination. Each attempt is greedy (it takes the combination that covers the most pairs
         still uncovered, the earliest on ties) over the candidates in one seeded order (the
-        first attempt in enumeration order), then drops every combination but the default that
-        the others make redundant. The smallest cover wins, the earliest attempt on ties, so the
-        result is deterministic. Pairs are bits of an int, so an attempt costs milliseconds.
+        first attempt in enumeration order), then drops every combination but the framework
+        defaults that the others make redundant. The smallest cover wins, the earliest attempt
+        on ties, so the result is deterministic. Pairs are bits of an int, so an attempt costs
+        milliseconds.
         """
         if self._cover is None:
             self._cover = self._smallest_cover(attempts)
@@ -365,20 +379,19 @@ class AnswerSpace:
 
         candidates = [(c, pair_bits(c)) for c in self._combinations]
         required = functools.reduce(operator.or_, (bits for _, bits in candidates), 0)
-        default = self.default_combination()
-        default_bits = pair_bits(default)
+        anchors = [(c, pair_bits(c)) for c in self.framework_defaults()]
         best: list[tuple[Combination, int]] = []
         for attempt in range(attempts):
             order = list(candidates)
             if attempt:
                 random.Random(attempt).shuffle(order)
-            chosen = [(default, default_bits)]
-            covered = default_bits
+            chosen = list(anchors)
+            covered = functools.reduce(operator.or_, (bits for _, bits in anchors), 0)
             while covered != required:
                 pick = max(order, key=lambda cb: (cb[1] & ~covered).bit_count())
                 chosen.append(pick)
                 covered |= pick[1]
-            for item in reversed(chosen[1:]):
+            for item in reversed(chosen[len(anchors) :]):
                 others = [other for other in chosen if other is not item]
                 if functools.reduce(operator.or_, (bits for _, bits in others), 0) == required:
                     chosen = others

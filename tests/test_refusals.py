@@ -57,6 +57,7 @@ CASES = [
         for question in ("description", "author_name")
         for v in ('say "hi"', "back\\slash", " ")
     ),
+    Case("framework_label", "Django", "computed from framework"),
     Case("store_family", "memcached", "computed from cache_backend"),
     Case("scheduler", "cron", "inprocess"),
     Case("lock_backend", "postgresql", "computed from scheduler and cache_backend"),

@@ -31,11 +31,17 @@ HANG_SECONDS = 600
 FIXED_SLEEP = re.compile(r"\b(?:time|asyncio)\.sleep\(\s*([0-9]+(?:\.[0-9]*)?)\s*\)")
 
 
+def rendered_name(path: Path) -> str:
+    """The file name a source renders to when it is selected (``{% if ... %}framework.py{%
+    endif %}`` is ``framework.py``), without the template suffix."""
+    return re.sub(r"\{%.*?%\}", "", path.name).removesuffix(".jinja")
+
+
 def python_sources(directory: Path) -> list[Path]:
     return sorted(
         path
         for path in directory.rglob("*")
-        if path.is_file() and (path.suffix == ".py" or path.name.endswith(".py.jinja"))
+        if path.is_file() and rendered_name(path).endswith(".py")
     )
 
 

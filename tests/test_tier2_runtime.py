@@ -1,6 +1,7 @@
-"""Tier 2: every pair of answers (a covering array plus the default) rendered, installed with
-uv on the chosen Python, checked by the hooks of its own .pre-commit-config.yaml, and tested
-by its own test suite. Slow (about a minute or more each): run with `pytest -m tier2 -n 2`.
+"""Tier 2: every pair of answers (a covering array plus the default of each framework) rendered,
+installed with uv on the chosen Python, checked by the hooks of its own .pre-commit-config.yaml,
+and tested by its own test suite. Slow (about a minute or more each): run with
+`pytest -m tier2 -n 2`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from combinations import Combination, default_combination, pairwise_cover
+from combinations import Combination, answer_space
 from deploy_checks import SETTINGS_PROBE, deployment_environments
 from helpers import (
     check_commands,
@@ -23,13 +24,17 @@ from helpers import (
 
 pytestmark = pytest.mark.tier2
 
-COVER = pairwise_cover()
-DEFAULT = default_combination()
-# Every combination at the newest versions its bounds allow; the default one also at the lowest
-# declared versions of its direct dependencies, so the declared lower bounds stay true.
+SPACE = answer_space()
+COVER = SPACE.pairwise_cover()
+DEFAULT = SPACE.default_combination()
+# Every combination at the newest versions its bounds allow; each framework's default also at
+# the lowest declared versions of its direct dependencies, so the declared lower bounds stay true.
 CASES = [
     *(pytest.param(combo, "highest", id=combo.id) for combo in COVER),
-    pytest.param(DEFAULT, "lowest-direct", id=f"{DEFAULT.id}-lowest-direct"),
+    *(
+        pytest.param(combo, "lowest-direct", id=f"{combo.id}-lowest-direct")
+        for combo in SPACE.framework_defaults()
+    ),
 ]
 
 

@@ -20,10 +20,11 @@ from helpers import interpreter_for, project_environment, require, run_step, uv_
 pytestmark = pytest.mark.tier3
 
 SPACE = answer_space()
-# The default, and projects that between them cover every storage provider, every scheduler,
-# both store families, both lock backends and the database.
+# The default, and projects that between them cover every framework, every storage provider,
+# every scheduler, both store families, both lock backends and the database.
 CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
+    "litestar-postgresql": {"framework": "litestar", "database": "postgresql"},
     "gcs-valkey-celery": {
         "storage_provider": "gcs",
         "cache_backend": "valkey",

@@ -1,9 +1,12 @@
 """Server CPU per request: the full service against the bare framework, in the production profile.
 
 Two servers run side by side: the service itself (its real entry point, APP_ENV=production,
-against a throw-away store and storage server) and a bare FastAPI app with the same routes on the
-same uvicorn settings. Each is pinned to core 0; wrk, pinned to core 1, loads one route of one
-server at a time, alternating bare and full in every round so machine noise hits both alike.
+against a throw-away store and storage server) and a bare app of the same framework
+(``benchmarks/bare/``) with the same routes on the same uvicorn settings. ``--compare litestar``
+(or ``fastapi``) adds the other framework's bare app, run in a throw-away environment by
+``uv run --with``, so one run also compares the frameworks. Each server is pinned to core 0; wrk,
+pinned to core 1, loads one route of one server at a time, alternating the servers in every round
+so machine noise hits all alike.
 
 Around each wrk run the server's CPU time (user + system, all threads, from /proc/PID/stat) is
 read; CPU per request is the steadiest of the numbers on a shared machine, req/s and p99 move
@@ -11,6 +14,7 @@ more. Prints per route the median and spread (min-max) of each, and the ratios f
 start-up to the first 200 on /readyz and the idle resident memory of each server.
 
     uv run python -m benchmarks.stack_overhead [--rounds 5] [--duration 5] [--connections 32]
+        [--compare FRAMEWORK]
 
 Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``; macOS: ``brew install wrk``) and Linux
 (/proc, taskset). A service generated with a database gets a throw-away PostgreSQL, like its
@@ -23,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -43,6 +48,8 @@ from tests.support.server import free_port
 from tests.support.storage_fixtures import StorageServer
 
 ROUTES = ("/livez", "/", "/session/whoami")
+# Every framework with a bare app in benchmarks/bare/, and the release line the template pins.
+FRAMEWORKS = {"fastapi": "fastapi>=0.133,<1", "litestar": "litestar>=2.25,<3"}
 DEMO_USER = "demo"  # the demo login account (DEMO_USERNAME default)
 SERVER_CORE = "0"
 LOAD_CORE = "1"
@@ -188,28 +195,69 @@ def spread(values: list[float], digits: int) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
+def print_ratios(results: dict[tuple[str, str], list[Sample]], name: str) -> None:
+    """Per route, ``name`` against the project's bare framework: the median of each round's
+    ratio, so a slow moment of the machine cancels out."""
+    pair = f"{name}/bare"
+    print(f"\n{'route':<16}{'CPU/req ' + pair:>28}{'req/s ' + pair:>28}{'p99 ' + pair:>28}")
+    for route in ROUTES:
+        bare, other = results[(route, "bare")], results[(route, name)]
+        cpu = [o.cpu_us / b.cpu_us for b, o in zip(bare, other, strict=True)]
+        rps = [o.rps / b.rps for b, o in zip(bare, other, strict=True)]
+        tail = [o.p99_ms / b.p99_ms for b, o in zip(bare, other, strict=True)]
+        print(
+            f"{route:<16}{statistics.median(cpu):>28.2f}{statistics.median(rps):>28.2f}"
+            f"{statistics.median(tail):>28.2f}"
+        )
+
+
+def own_framework() -> str:
+    """The framework installed in the project (its bare app runs in the project's environment)."""
+    installed = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is not None]
+    if len(installed) != 1:
+        raise SystemExit(f"expected one of {sorted(FRAMEWORKS)} installed, found {installed}")
+    return installed[0]
+
+
+def bare_command(framework: str, own: str, port: int, work: Path) -> list[str]:
+    module = ["-m", f"benchmarks.bare.{framework}_app", str(port)]
+    if framework == own:
+        return [sys.executable, *module]
+    return [other_framework_python(framework, work / f"{framework}-venv"), *module]
+
+
+def other_framework_python(framework: str, venv: Path) -> str:
+    """The interpreter of a throw-away virtual environment holding ``framework`` and the
+    project's uvicorn, made by uv (started directly, so the CPU read is the server's)."""
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("--compare installs the other framework with uv, which is not on PATH")
+    python = venv / "bin" / "python"
+    uvicorn = f"uvicorn[standard]=={importlib.metadata.version('uvicorn')}"
+    for command in (
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        [uv, "pip", "install", "--quiet", "--python", str(python), FRAMEWORKS[framework], uvicorn],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"could not install {framework} with uv:\n{done.stderr[-2000:]}")
+    return str(python)
+
+
 def report(results: dict[tuple[str, str], list[Sample]], servers: dict[str, Server]) -> None:
-    print(f"\n{'route':<16}{'app':<6}{'CPU µs/req':>24}{'req/s':>24}{'p99 ms':>24}")
+    print(f"\n{'route':<16}{'app':<16}{'CPU µs/req':>24}{'req/s':>24}{'p99 ms':>24}")
     for route in ROUTES:
         for name in servers:
             samples = results[(route, name)]
             print(
-                f"{route:<16}{name:<6}"
+                f"{route:<16}{name:<16}"
                 f"{spread([s.cpu_us for s in samples], 1):>24}"
                 f"{spread([s.rps for s in samples], 0):>24}"
                 f"{spread([s.p99_ms for s in samples], 2):>24}"
             )
-    print(f"\n{'route':<16}{'CPU/req full/bare':>20}{'req/s full/bare':>18}{'p99 full/bare':>16}")
-    for route in ROUTES:
-        bare, full = results[(route, "bare")], results[(route, "full")]
-        # Ratios of each round's pair, so a slow moment of the machine cancels out.
-        cpu = [f.cpu_us / b.cpu_us for b, f in zip(bare, full, strict=True)]
-        rps = [f.rps / b.rps for b, f in zip(bare, full, strict=True)]
-        tail = [f.p99_ms / b.p99_ms for b, f in zip(bare, full, strict=True)]
-        print(
-            f"{route:<16}{statistics.median(cpu):>20.2f}{statistics.median(rps):>18.2f}"
-            f"{statistics.median(tail):>16.2f}"
-        )
+    for other in servers:
+        if other != "bare":
+            print_ratios(results, other)
     bare_server, full_server = servers["bare"], servers["full"]
     ready = (bare_server.ready_seconds, full_server.ready_seconds)
     rss = (bare_server.idle_rss_mib, full_server.idle_rss_mib)
@@ -226,7 +274,15 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds of each wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        choices=sorted(FRAMEWORKS),
+        help="also load this framework's bare app (installed by uv in a throw-away environment)",
+    )
     args = parser.parse_args()
+    own = own_framework()
     if shutil.which("wrk") is None:
         raise SystemExit(
             "wrk is not installed: this benchmark needs it as its load generator "
@@ -257,11 +313,18 @@ def main() -> None:
             bare_port, full_port = free_port(), free_port()
             servers["bare"] = start(
                 "bare",
-                [sys.executable, "-m", "benchmarks.bare_app", str(bare_port)],
+                bare_command(own, own, bare_port, work),
                 {**os.environ, "APP_ENV": "development"},
                 bare_port,
                 work / "bare.log",
             )
+            for other in dict.fromkeys(args.compare):
+                if other != own:
+                    port = free_port()
+                    name = f"bare-{other}"
+                    command = bare_command(other, own, port, work)
+                    log = work / f"{name}.log"
+                    servers[name] = start(name, command, dict(os.environ), port, log)
             servers["full"] = start(
                 "full",
                 [sys.executable, "-m", SERVICE_PACKAGE],

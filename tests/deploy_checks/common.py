@@ -118,7 +118,8 @@ class Artifacts:
 def route_paths(probes_py: Path | None) -> set[str]:
     if probes_py is None:
         return set()
-    return set(re.findall(r"@router\.get\(\s*\"([^\"]+)\"", read_text(probes_py)))
+    # FastAPI's `@router.get("/livez")` and Litestar's `@get("/livez")` alike.
+    return set(re.findall(r"@(?:\w+\.)?get\(\s*\"([^\"]+)\"", read_text(probes_py)))
 
 
 def env_example_names(tree: Path) -> set[str]:

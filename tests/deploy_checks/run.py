@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterable
@@ -81,7 +82,10 @@ def run_deploy_checks(
         names = env_example_names(a.tree)
         routes = sorted(route_paths(a.probes))
         if a.chart:
-            k["chart"] = sha_of(_files(a.chart) + ([a.probes] if a.probes else []), a.tree)
+            # The chart's files and the probe paths the service serves (not the probe module
+            # itself: the frameworks write the same paths differently).
+            chart_sha = sha_of(_files(a.chart), a.tree)
+            k["chart"] = hashlib.sha256(f"{chart_sha} {routes}".encode()).hexdigest()
             # A release name per distinct chart: checkov's scan links objects across charts
             # that share selector labels (a policy of one chart would cover another's pods).
             charts.setdefault(k["chart"], (str(a.chart), routes, f"r{k['chart'][:16]}"))

@@ -132,7 +132,7 @@ class FaultUpstream:
 @contextmanager
 def fault_upstream_in_a_thread() -> Iterator[FaultUpstream]:
     """The upstream on an event loop of its own, for code that runs its own loop (an
-    application under ``TestClient``)."""
+    application under ``AppClient``, tests/support/framework.py)."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop = asyncio.Event()

@@ -133,6 +133,18 @@ class SupportsMiddleware(Protocol):
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None: ...
 
 
+def _span_options(provider: TracerProvider, skip_paths: frozenset[str]) -> dict[str, Any]:
+    """The instrumentation's options: one span per request, none for ``skip_paths``."""
+    # The instrumentation matches these against the full URL (scheme://host/path?query).
+    excluded = ",".join(f"//[^/]+{re.escape(path)}(\\?|$)" for path in sorted(skip_paths))
+    return {
+        "tracer_provider": provider,
+        "excluded_urls": excluded,
+        "exclude_spans": ["receive", "send"],  # one span per request, not one per ASGI message
+        "server_request_hook": _tag_request_id,
+    }
+
+
 def install_tracing(
     app: SupportsMiddleware,
     provider: TracerProvider,
@@ -142,13 +154,18 @@ def install_tracing(
     """Add the tracing middleware to an ASGI application that supports ``add_middleware``, and
     pass the trace context on with every outbound call (``traceparent``)."""
     add_header_source(inject)
-    # The instrumentation matches these against the full URL (scheme://host/path?query).
-    excluded = ",".join(f"//[^/]+{re.escape(path)}(\\?|$)" for path in sorted(skip_paths))
     app.add_middleware(NameSpansByRoute, resolve_route=resolve_route)  # inner: inside the span
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        tracer_provider=provider,
-        excluded_urls=excluded,
-        exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
-        server_request_hook=_tag_request_id,
-    )
+    app.add_middleware(OpenTelemetryMiddleware, **_span_options(provider, skip_paths))
+
+
+def trace_requests(
+    app: ASGIApp,
+    provider: TracerProvider,
+    skip_paths: frozenset[str],
+    resolve_route: RouteResolver,
+) -> ASGIApp:
+    """``app`` wrapped in the tracing middleware, for a framework that composes plain ASGI
+    callables; like ``install_tracing``, passes the trace context on with outbound calls."""
+    add_header_source(inject)
+    named = NameSpansByRoute(app, resolve_route=resolve_route)  # inner: inside the span
+    return OpenTelemetryMiddleware(named, **_span_options(provider, skip_paths))

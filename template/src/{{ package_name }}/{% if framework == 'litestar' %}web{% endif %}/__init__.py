@@ -1,0 +1,1 @@
+"""Litestar adapter over the framework-agnostic core: app factory, probe and example routes."""
