@@ -1,9 +1,9 @@
 """ASGI middleware: the session is read on first use, and saved before the response starts.
 
 Nothing is read from the store until a handler asks for the session (``await
-request_session(scope)``; FastAPI routes take ``SessionDep``), so a route that never uses it
-costs no store round trip, cookie or not. Once read, the session is also in ``scope["session"]``
-(``request.session`` in Starlette/FastAPI). Saving before the first byte goes out means the next
+request_session(scope)``; routes take ``SessionDep`` from ``web/dependencies.py``), so a route
+that never uses it costs no store round trip, cookie or not. Once read, the session is also in
+``scope["session"]``. Saving before the first byte goes out means the next
 request, on whichever replica, reads what this one wrote. A store outage answers 503 instead of
 silently dropping the session.
 """

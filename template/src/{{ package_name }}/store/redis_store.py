@@ -111,6 +111,8 @@ def redis_client(url: str, timeout_seconds: float) -> Redis:
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         retry=stale_connection_retry(),
+        # redis-py before 6 retries only the errors listed here, whatever ``retry`` says.
+        retry_on_error=[RedisConnectionError],
     )
 
 
