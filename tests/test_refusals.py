@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from combinations import AnswerSpace, Refusal, answer_space, refused_combinations
+from combinations import AnswerSpace, Refusal, answer_space, make_jinja_env, refused_combinations
 from copier import run_copy
+from jinja2 import meta
 from synthetic import SYNTHETIC, make_template
 
 pytestmark = pytest.mark.tier1
 
 VALID_NAME = {"project_name": "Order Service"}
+JINJA = make_jinja_env()
 
 
 @dataclass(frozen=True)
@@ -142,14 +144,74 @@ def first_refusal_per_question() -> list[Refusal]:
     return list(firsts.values())
 
 
-@pytest.mark.parametrize("refusal", REFUSALS or [None], ids=lambda r: r.id if r else "none")
+def spec_names(value: Any) -> set[str]:
+    """Every name the Jinja in a question's spec reads: its help, choices and their validators,
+    default, ``when`` and validator."""
+    if isinstance(value, str):
+        return set(meta.find_undeclared_variables(JINJA.parse(value))) if "{" in value else set()
+    if isinstance(value, dict):
+        return set().union(*(spec_names(k) | spec_names(v) for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(*(spec_names(item) for item in value))
+    return set()
+
+
+def refusal_inputs(refusal: Refusal) -> tuple[Any, ...]:
+    """What Copier's refusal depends on: the refused question, its value, and the answers its
+    spec reads (computed ones included, with their values). Copier stops at the refused
+    question before writing anything, so two refusals with the same inputs are refused alike."""
+    space = answer_space()
+    answers = space.answers_with(dict(refusal.data))
+    names = sorted(spec_names(space.question(refusal.question)))
+    read = tuple((name, repr(answers.get(name))) for name in names)
+    return (refusal.question, refusal.kind, repr(refusal.value), read)
+
+
+def checked_refusals() -> list[Refusal]:
+    """One refusal per distinct set of inputs (the framework answer, for one, is read by no
+    refused question): each is run through Copier; the others share its inputs."""
+    firsts: dict[tuple[Any, ...], Refusal] = {}
+    for refusal in REFUSALS:
+        firsts.setdefault(refusal_inputs(refusal), refusal)
+    return list(firsts.values())
+
+
+def test_every_refusal_shares_its_inputs_with_a_checked_one() -> None:
+    checked = {refusal_inputs(r): r for r in checked_refusals()}
+    assert len(checked) < len(REFUSALS) or not REFUSALS
+    for refusal in REFUSALS:
+        representative = checked[refusal_inputs(refusal)]
+        assert refusal.message == representative.message, (refusal.id, representative.id)
+
+
+def test_refusal_inputs_tell_apart_what_the_refused_question_reads() -> None:
+    """The inputs change with an answer the refused question reads and not with one it does
+    not (the check that makes one Copier run stand for the others)."""
+    scheduler = next(r for r in REFUSALS if r.question == "scheduler")
+    for name, read in (("cache_backend", True), ("framework", False), ("tracing", False)):
+        space = answer_space()
+        current = space.answers_with(dict(scheduler.data)).get(name)
+        if "choices" in space.question(name):
+            values = [v for v in space.choice_values(name) if v != current]
+        else:  # a yes/no question
+            values = [not current]
+        other = Refusal(
+            scheduler.id, scheduler.question, scheduler.value, scheduler.message,
+            {**scheduler.data, name: values[0]}, scheduler.kind,
+        )  # fmt: skip
+        assert (refusal_inputs(other) != refusal_inputs(scheduler)) == read, name
+
+
+@pytest.mark.parametrize(
+    "refusal", checked_refusals() or [None], ids=lambda r: r.id if r else "none"
+)
 def test_impossible_combination_is_refused(
     refusal: Refusal | None, template_copy: Path, tmp_path: Path
 ) -> None:
     if refusal is None:
         assert not REFUSALS
         return
-    # In-process (cheap enough for every refusal); the CLI path is checked once per question.
+    # In-process, once per distinct set of inputs; the CLI path is checked once per question.
     dst = tmp_path / "dst"
     data = dict(refusal.data)
     with pytest.raises(ValueError) as error:
