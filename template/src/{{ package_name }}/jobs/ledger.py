@@ -97,7 +97,12 @@ class JobLedger(Protocol):
         ...
 
     async def written(self, job: str) -> list[Written]:
-        """The values the job wrote, oldest first (in the order the ledger accepted them)."""
+        """The values the job wrote, oldest first (in the order the ledger accepted them); the
+        whole history, for inspection and tests: a job's own path reads ``newest``."""
+        ...
+
+    async def newest(self, job: str) -> Written | None:
+        """The value the job wrote last, in constant time whatever the history's length."""
         ...
 
     async def add_to_counter(self, name: str, amount: int) -> int:

@@ -39,6 +39,10 @@ class MemoryLedger:
     async def written(self, job: str) -> list[Written]:
         return list(self._written.get(job, {}).values())
 
+    async def newest(self, job: str) -> Written | None:
+        done = self._written.get(job)
+        return next(reversed(done.values())) if done else None
+
     async def add_to_counter(self, name: str, amount: int) -> int:
         self._counters[name] = self._counters.get(name, 0) + amount
         return self._counters[name]

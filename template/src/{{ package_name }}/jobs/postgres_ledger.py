@@ -39,6 +39,10 @@ ON CONFLICT (job, idempotency_key) DO NOTHING RETURNING 1
 WRITTEN = """
 SELECT idempotency_key, value, fencing_token FROM job_writes WHERE job = $1 ORDER BY seq
 """
+NEWEST = """
+SELECT idempotency_key, value, fencing_token FROM job_writes WHERE job = $1
+ORDER BY seq DESC LIMIT 1
+"""
 ADD_TO_COUNTER = """
 INSERT INTO job_counters (name, value) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET value = job_counters.value + EXCLUDED.value RETURNING value
@@ -131,6 +135,17 @@ class PostgresLedger:
         return [
             Written(r["idempotency_key"], int(r["value"]), int(r["fencing_token"])) for r in rows
         ]
+
+    async def newest(self, job: str) -> Written | None:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as connection:
+                row = await connection.fetchrow(NEWEST, job)
+        except LEDGER_ERRORS as exc:
+            raise LockUnavailable(f"postgresql newest value failed: {exc}") from exc
+        if row is None:
+            return None
+        return Written(row["idempotency_key"], int(row["value"]), int(row["fencing_token"]))
 
     async def add_to_counter(self, name: str, amount: int) -> int:
         return int(str(await self._fetchval(ADD_TO_COUNTER, name, amount)))

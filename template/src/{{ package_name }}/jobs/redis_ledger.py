@@ -16,7 +16,7 @@ from ..locks import LockUnavailable
 from ..store.redis_store import redis_client
 from .ledger import JobLedger, RunRecord, Written
 
-# KEYS: written hash, fence. ARGV: idempotency key, fencing token, value.
+# KEYS: written hash, fence, newest entry. ARGV: idempotency key, fencing token, value.
 # Returns 0 when refused (stale token, or the key already holds a value), else 1. The value is
 # kept as a string (cjson would round a large number); seq keeps the order of the writes.
 WRITE_ONCE = """
@@ -28,7 +28,9 @@ end
 redis.call('SET', KEYS[2], token)
 local seq = redis.call('HLEN', KEYS[1]) + 1
 local entry = {value = ARGV[3], fencing_token = ARGV[2], seq = seq}
+entry['idempotency_key'] = ARGV[1]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+redis.call('SET', KEYS[3], cjson.encode(entry))
 return 1
 """
 
@@ -87,7 +89,7 @@ class RedisLedger:
     async def write_once(
         self, job: str, idempotency_key: str, fencing_token: int, value: int
     ) -> bool:
-        keys = [self._key("written", job), self._key("fence", job)]
+        keys = [self._key("written", job), self._key("fence", job), self._key("newest", job)]
         try:
             stored = await self._write_once(keys=keys, args=[idempotency_key, fencing_token, value])
         except (RedisError, OSError) as exc:
@@ -106,6 +108,16 @@ class RedisLedger:
             entry = Written(name, int(data["value"]), int(data["fencing_token"]))
             found.append((int(data["seq"]), entry))
         return [entry for _, entry in sorted(found, key=lambda pair: pair[0])]
+
+    async def newest(self, job: str) -> Written | None:
+        try:
+            raw = await self._client.get(self._key("newest", job))
+        except (RedisError, OSError) as exc:
+            raise LockUnavailable(f"redis GET failed: {exc}") from exc
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Written(data["idempotency_key"], int(data["value"]), int(data["fencing_token"]))
 
     async def add_to_counter(self, name: str, amount: int) -> int:
         try:

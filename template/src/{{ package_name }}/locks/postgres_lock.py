@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS job_writes (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job, idempotency_key)
 );
+-- newest(job): the last write, by index, however long the history.
+CREATE INDEX IF NOT EXISTS ix_job_writes_job_seq ON job_writes (job, seq);
 CREATE TABLE IF NOT EXISTS job_fences (
     job text PRIMARY KEY,
     fencing_token bigint NOT NULL
