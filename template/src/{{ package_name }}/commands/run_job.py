@@ -16,7 +16,7 @@ import signal
 from datetime import UTC, datetime
 
 from ..config import ConfigError, Settings
-from ..jobs.registry import REGISTRY, previous_tick
+from ..jobs.registry import REGISTRY, discover_jobs, previous_tick
 from ..jobs.runner import Outcome
 from ..jobs.runtime import open_jobs
 from ..jobs.settings import JobsSettings
@@ -57,7 +57,7 @@ def _scheduled_for(args: argparse.Namespace) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..jobs import example  # noqa: F401  (registers the example job)
+    discover_jobs()  # every module of jobs/scheduled/ (importing the runtime did it too)
 
     if args.list:
         for job in REGISTRY.values():

@@ -1,11 +1,13 @@
-"""Run bookkeeping and the example job's data, kept where the locks are.
+"""Run bookkeeping and the jobs' effects, kept where the locks are.
 
 - A run record per idempotency key (one scheduled tick, or one manual run): status, owner,
   fencing token, times, result. A key whose run succeeded is never run again.
-- The example job's effect (``rollup_events``): events counted by the service, rolled up once
-  per tick. The rollup is written together with its idempotency key and fencing token in one
-  atomic step, refused for a key that already has one or for a token older than the newest
-  one that wrote, so neither a double start nor a holder that lost its lock doubles it.
+- ``write_once``, the one operation a job's effect needs: a value stored under the tick's
+  idempotency key together with the lock's fencing token in one atomic step, refused for a key
+  that already has one or for a token older than the newest one that wrote for the job, so
+  neither a double start nor a holder that lost its lock applies an effect twice. It knows no
+  job, so a new job (a module in ``jobs/scheduled/``) never changes a backend.
+- Counters (``add_to_counter``, ``read_counter``): values that only grow, for a job's input.
 - Run records are fenced the same way: a record is written only over one with an older or equal
   fencing token.
 
@@ -68,9 +70,11 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class Rollup:
+class Written:
+    """A value a job wrote once, under a tick's idempotency key."""
+
     idempotency_key: str
-    events: int
+    value: int
     fencing_token: int
 
 
@@ -85,20 +89,27 @@ class JobLedger(Protocol):
 
     async def last_run(self, job: str) -> RunRecord | None: ...
 
-    async def add_events(self, count: int) -> None:
-        """Count events for the next rollup (the example job's input)."""
+    async def write_once(
+        self, job: str, idempotency_key: str, fencing_token: int, value: int
+    ) -> bool:
+        """Store ``value`` under the key, atomically; False when refused: the key already holds
+        a value, or a newer fencing token already wrote for this job (a stale lock holder)."""
         ...
 
-    async def rollup_events(
-        self, job: str, idempotency_key: str, fencing_token: int
-    ) -> Rollup | None:
-        """Move pending events into a rollup for this key, atomically; None when refused
-        (the key already has a rollup, or a newer fencing token already wrote)."""
+    async def written(self, job: str) -> list[Written]:
+        """The values the job wrote, oldest first (in the order the ledger accepted them); the
+        whole history, for inspection and tests: a job's own path reads ``newest``."""
         ...
 
-    async def rollups(self, job: str) -> list[Rollup]: ...
+    async def newest(self, job: str) -> Written | None:
+        """The value the job wrote last, in constant time whatever the history's length."""
+        ...
 
-    async def total_events(self) -> int: ...
+    async def add_to_counter(self, name: str, amount: int) -> int:
+        """Add to a counter (created at 0); the new value."""
+        ...
+
+    async def read_counter(self, name: str) -> int: ...
 
     async def close(self) -> None: ...
 

@@ -1,15 +1,14 @@
-"""Run records and the example job's data in this process (development only, like memory_lock)."""
+"""Run records, written values and counters in this process (development only, like memory_lock)."""
 
-from .ledger import JobLedger, Rollup, RunRecord
+from .ledger import JobLedger, RunRecord, Written
 
 
 class MemoryLedger:
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
         self._last: dict[str, str] = {}
-        self._pending = 0
-        self._total = 0
-        self._rollups: dict[str, dict[str, Rollup]] = {}
+        self._counters: dict[str, int] = {}
+        self._written: dict[str, dict[str, Written]] = {}  # insertion order is write order
         self._fence: dict[str, int] = {}
 
     async def save_run(self, run: RunRecord) -> bool:
@@ -27,27 +26,29 @@ class MemoryLedger:
         key = self._last.get(job)
         return self._runs.get(key) if key else None
 
-    async def add_events(self, count: int) -> None:
-        self._pending += count
-
-    async def rollup_events(
-        self, job: str, idempotency_key: str, fencing_token: int
-    ) -> Rollup | None:
-        done = self._rollups.setdefault(job, {})
+    async def write_once(
+        self, job: str, idempotency_key: str, fencing_token: int, value: int
+    ) -> bool:
+        done = self._written.setdefault(job, {})
         if fencing_token < self._fence.get(job, 0) or idempotency_key in done:
-            return None
+            return False
         self._fence[job] = fencing_token
-        rollup = Rollup(idempotency_key, self._pending, fencing_token)
-        self._total += self._pending
-        self._pending = 0
-        done[idempotency_key] = rollup
-        return rollup
+        done[idempotency_key] = Written(idempotency_key, value, fencing_token)
+        return True
 
-    async def rollups(self, job: str) -> list[Rollup]:
-        return sorted(self._rollups.get(job, {}).values(), key=lambda r: r.idempotency_key)
+    async def written(self, job: str) -> list[Written]:
+        return list(self._written.get(job, {}).values())
 
-    async def total_events(self) -> int:
-        return self._total
+    async def newest(self, job: str) -> Written | None:
+        done = self._written.get(job)
+        return next(reversed(done.values())) if done else None
+
+    async def add_to_counter(self, name: str, amount: int) -> int:
+        self._counters[name] = self._counters.get(name, 0) + amount
+        return self._counters[name]
+
+    async def read_counter(self, name: str) -> int:
+        return self._counters.get(name, 0)
 
     async def close(self) -> None:
         return None

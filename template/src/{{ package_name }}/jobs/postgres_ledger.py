@@ -1,10 +1,10 @@
-"""Run records and the example job's data in PostgreSQL (next to the advisory locks).
+"""Run records, written values and counters in PostgreSQL (next to the advisory locks).
 
 Tables (created on first use, see ``locks.postgres_lock.JOBS_SCHEMA``): ``job_runs`` (one row
-per idempotency key, the record as JSON), ``job_event_counters``, ``job_rollups`` (primary key:
-the idempotency key) and ``job_fences`` (newest fencing token that wrote, per job). The rollup is
-one transaction: fence check, key insert, counter move. A run record is written only over one
-with an older or equal fencing token (a conditional upsert).
+per idempotency key, the record as JSON), ``job_counters``, ``job_writes`` (primary key: job and
+idempotency key; ``seq`` keeps the order of the writes) and ``job_fences`` (newest fencing token
+that wrote, per job). ``write_once`` is one transaction: fence check, then the key's insert. A
+run record is written only over one with an older or equal fencing token (a conditional upsert).
 """
 
 import asyncio
@@ -14,7 +14,7 @@ import asyncpg
 
 from ..locks import LockUnavailable
 from ..locks.postgres_lock import ensure_schema, plain_url
-from .ledger import JobLedger, Rollup, RunRecord
+from .ledger import JobLedger, RunRecord, Written
 
 LEDGER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -32,14 +32,20 @@ ON CONFLICT (job) DO UPDATE SET fencing_token = EXCLUDED.fencing_token
 WHERE job_fences.fencing_token <= EXCLUDED.fencing_token
 RETURNING fencing_token
 """
-CLAIM_KEY = """
-INSERT INTO job_rollups (idempotency_key, job, events, fencing_token) VALUES ($1, $2, 0, $3)
-ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1
+INSERT_ONCE = """
+INSERT INTO job_writes (job, idempotency_key, value, fencing_token) VALUES ($1, $2, $3, $4)
+ON CONFLICT (job, idempotency_key) DO NOTHING RETURNING 1
 """
-MOVE_PENDING = """
-WITH old AS (SELECT pending FROM job_event_counters WHERE name = 'events' FOR UPDATE)
-UPDATE job_event_counters AS c SET pending = 0, total = c.total + old.pending
-FROM old WHERE c.name = 'events' RETURNING old.pending
+WRITTEN = """
+SELECT idempotency_key, value, fencing_token FROM job_writes WHERE job = $1 ORDER BY seq
+"""
+NEWEST = """
+SELECT idempotency_key, value, fencing_token FROM job_writes WHERE job = $1
+ORDER BY seq DESC LIMIT 1
+"""
+ADD_TO_COUNTER = """
+INSERT INTO job_counters (name, value) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET value = job_counters.value + EXCLUDED.value RETURNING value
 """
 
 
@@ -97,14 +103,9 @@ class PostgresLedger:
         raw = await self._fetchval(LAST_RUN, job)
         return RunRecord.from_json(json.loads(str(raw))) if raw is not None else None
 
-    async def add_events(self, count: int) -> None:
-        await self._fetchval(
-            "UPDATE job_event_counters SET pending = pending + $1 WHERE name = 'events'", count
-        )
-
-    async def rollup_events(
-        self, job: str, idempotency_key: str, fencing_token: int
-    ) -> Rollup | None:
+    async def write_once(
+        self, job: str, idempotency_key: str, fencing_token: int, value: int
+    ) -> bool:
         try:
             pool = await self._get_pool()
             async with pool.acquire() as connection:
@@ -112,44 +113,46 @@ class PostgresLedger:
                 await transaction.start()
                 try:
                     fenced = await connection.fetchval(FENCE, job, fencing_token)
-                    claimed = fenced is not None and await connection.fetchval(
-                        CLAIM_KEY, idempotency_key, job, fencing_token
-                    )
-                    if not claimed:
-                        await transaction.rollback()
-                        return None
-                    moved = int(await connection.fetchval(MOVE_PENDING) or 0)
-                    await connection.execute(
-                        "UPDATE job_rollups SET events = $2 WHERE idempotency_key = $1",
-                        idempotency_key,
-                        moved,
+                    stored = fenced is not None and await connection.fetchval(
+                        INSERT_ONCE, job, idempotency_key, value, fencing_token
                     )
                 except BaseException:
                     await transaction.rollback()
                     raise
-                await transaction.commit()
+                # A refused write leaves the fence as it was: the token wrote nothing.
+                await (transaction.commit() if stored else transaction.rollback())
         except LEDGER_ERRORS as exc:
-            raise LockUnavailable(f"postgresql rollup failed: {exc}") from exc
-        return Rollup(idempotency_key, moved, fencing_token)
+            raise LockUnavailable(f"postgresql write_once failed: {exc}") from exc
+        return bool(stored)
 
-    async def rollups(self, job: str) -> list[Rollup]:
+    async def written(self, job: str) -> list[Written]:
         try:
             pool = await self._get_pool()
             async with pool.acquire() as connection:
-                rows = await connection.fetch(
-                    "SELECT idempotency_key, events, fencing_token FROM job_rollups "
-                    "WHERE job = $1 ORDER BY idempotency_key",
-                    job,
-                )
+                rows = await connection.fetch(WRITTEN, job)
         except LEDGER_ERRORS as exc:
-            raise LockUnavailable(f"postgresql rollups failed: {exc}") from exc
+            raise LockUnavailable(f"postgresql written values failed: {exc}") from exc
         return [
-            Rollup(r["idempotency_key"], int(r["events"]), int(r["fencing_token"])) for r in rows
+            Written(r["idempotency_key"], int(r["value"]), int(r["fencing_token"])) for r in rows
         ]
 
-    async def total_events(self) -> int:
-        total = await self._fetchval("SELECT total FROM job_event_counters WHERE name = 'events'")
-        return int(str(total or 0))
+    async def newest(self, job: str) -> Written | None:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as connection:
+                row = await connection.fetchrow(NEWEST, job)
+        except LEDGER_ERRORS as exc:
+            raise LockUnavailable(f"postgresql newest value failed: {exc}") from exc
+        if row is None:
+            return None
+        return Written(row["idempotency_key"], int(row["value"]), int(row["fencing_token"]))
+
+    async def add_to_counter(self, name: str, amount: int) -> int:
+        return int(str(await self._fetchval(ADD_TO_COUNTER, name, amount)))
+
+    async def read_counter(self, name: str) -> int:
+        value = await self._fetchval("SELECT value FROM job_counters WHERE name = $1", name)
+        return int(str(value or 0))
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -1,10 +1,10 @@
-"""Run records and the example job's data in Redis or Valkey (next to the locks).
+"""Run records, written values and counters in Redis or Valkey (next to the locks).
 
 Keys, under ``<namespace>:jobs:``: ``run:<idempotency key>`` (JSON, expires after the retention),
-``last:<job>`` (key of the job's last run), ``events:pending`` / ``events:total`` (counters),
-``rollups:<job>`` (hash: idempotency key -> rollup), ``fence:<job>`` (newest fencing token that
-wrote). The rollup is one Lua script: check key and token, move the pending count, record it.
-Saving a run is one script too: written only over a record with an older or equal fencing token.
+``last:<job>`` (key of the job's last run), ``counter:<name>``, ``written:<job>`` (hash:
+idempotency key -> value, fencing token and write order), ``fence:<job>`` (newest fencing token
+that wrote). ``write_once`` is one Lua script: check key and token, record the value. Saving a
+run is one script too: written only over a record with an older or equal fencing token.
 """
 
 import json
@@ -14,24 +14,24 @@ from redis.exceptions import RedisError
 
 from ..locks import LockUnavailable
 from ..store.redis_store import redis_client
-from .ledger import JobLedger, Rollup, RunRecord
+from .ledger import JobLedger, RunRecord, Written
 
-# KEYS: rollups hash, fence, pending, total. ARGV: idempotency key, fencing token.
-# Returns -1 when refused (stale token or key already rolled up), else the events moved.
-ROLLUP = """
+# KEYS: written hash, fence, newest entry. ARGV: idempotency key, fencing token, value.
+# Returns 0 when refused (stale token, or the key already holds a value), else 1. The value is
+# kept as a string (cjson would round a large number); seq keeps the order of the writes.
+WRITE_ONCE = """
 local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
 local token = tonumber(ARGV[2])
 if token < newest or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-    return -1
+    return 0
 end
 redis.call('SET', KEYS[2], token)
-local pending = tonumber(redis.call('GET', KEYS[3]) or '0')
-if pending > 0 then
-    redis.call('DECRBY', KEYS[3], pending)
-    redis.call('INCRBY', KEYS[4], pending)
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({events = pending, fencing_token = token}))
-return pending
+local seq = redis.call('HLEN', KEYS[1]) + 1
+local entry = {value = ARGV[3], fencing_token = ARGV[2], seq = seq}
+entry['idempotency_key'] = ARGV[1]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+redis.call('SET', KEYS[3], cjson.encode(entry))
+return 1
 """
 
 # KEYS: run record, job's last run. ARGV: record JSON, fencing token, retention, idempotency key.
@@ -51,7 +51,7 @@ class RedisLedger:
         self._client = client
         self._prefix = f"{namespace}:jobs:"
         self._retention = retention_seconds
-        self._rollup = client.register_script(ROLLUP)
+        self._write_once = client.register_script(WRITE_ONCE)
         self._save_run = client.register_script(SAVE_RUN)
 
     def _key(self, *parts: str) -> str:
@@ -86,42 +86,48 @@ class RedisLedger:
             return None
         return await self.get_run(key.decode() if isinstance(key, bytes) else str(key))
 
-    async def add_events(self, count: int) -> None:
+    async def write_once(
+        self, job: str, idempotency_key: str, fencing_token: int, value: int
+    ) -> bool:
+        keys = [self._key("written", job), self._key("fence", job), self._key("newest", job)]
         try:
-            await self._client.incrby(self._key("events", "pending"), count)
+            stored = await self._write_once(keys=keys, args=[idempotency_key, fencing_token, value])
         except (RedisError, OSError) as exc:
-            raise LockUnavailable(f"redis INCRBY failed: {exc}") from exc
+            raise LockUnavailable(f"redis write_once failed: {exc}") from exc
+        return bool(stored)
 
-    async def rollup_events(
-        self, job: str, idempotency_key: str, fencing_token: int
-    ) -> Rollup | None:
-        keys = [
-            self._key("rollups", job),
-            self._key("fence", job),
-            self._key("events", "pending"),
-            self._key("events", "total"),
-        ]
+    async def written(self, job: str) -> list[Written]:
         try:
-            moved = int(await self._rollup(keys=keys, args=[idempotency_key, fencing_token]))
-        except (RedisError, OSError) as exc:
-            raise LockUnavailable(f"redis rollup failed: {exc}") from exc
-        return None if moved < 0 else Rollup(idempotency_key, moved, fencing_token)
-
-    async def rollups(self, job: str) -> list[Rollup]:
-        try:
-            entries = await self._client.hgetall(self._key("rollups", job))
+            entries = await self._client.hgetall(self._key("written", job))
         except (RedisError, OSError) as exc:
             raise LockUnavailable(f"redis HGETALL failed: {exc}") from exc
         found = []
         for key, raw in entries.items():
             data = json.loads(raw)
             name = key.decode() if isinstance(key, bytes) else str(key)
-            found.append(Rollup(name, int(data["events"]), int(data["fencing_token"])))
-        return sorted(found, key=lambda r: r.idempotency_key)
+            entry = Written(name, int(data["value"]), int(data["fencing_token"]))
+            found.append((int(data["seq"]), entry))
+        return [entry for _, entry in sorted(found, key=lambda pair: pair[0])]
 
-    async def total_events(self) -> int:
+    async def newest(self, job: str) -> Written | None:
         try:
-            raw = await self._client.get(self._key("events", "total"))
+            raw = await self._client.get(self._key("newest", job))
+        except (RedisError, OSError) as exc:
+            raise LockUnavailable(f"redis GET failed: {exc}") from exc
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Written(data["idempotency_key"], int(data["value"]), int(data["fencing_token"]))
+
+    async def add_to_counter(self, name: str, amount: int) -> int:
+        try:
+            return int(await self._client.incrby(self._key("counter", name), amount))
+        except (RedisError, OSError) as exc:
+            raise LockUnavailable(f"redis INCRBY failed: {exc}") from exc
+
+    async def read_counter(self, name: str) -> int:
+        try:
+            raw = await self._client.get(self._key("counter", name))
         except (RedisError, OSError) as exc:
             raise LockUnavailable(f"redis GET failed: {exc}") from exc
         return int(raw or 0)

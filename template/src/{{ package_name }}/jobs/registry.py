@@ -5,10 +5,15 @@ written together with ``ctx.idempotency_key`` (and refused for a key that alread
 it calls ``ctx.checkpoint()`` between steps, where it stops when its lock was lost or the
 process is shutting down.
 
+Jobs are discovered like commands: every module of ``jobs/scheduled/`` is imported by
+``discover_jobs()`` and registers its job, so adding a job never edits a template-owned file.
+
 Schedules are intervals counted from the Unix epoch in UTC, so every replica, beat or CronJob
 names the same tick the same way whatever its start time or local time zone.
 """
 
+import importlib
+import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +70,16 @@ def register(
         return function
 
     return add
+
+
+def discover_jobs() -> dict[str, Job]:
+    """Import every module of ``jobs/scheduled/`` (each registers its job); the registry."""
+    # Imported here, not at the top: the job modules import this module for ``register``.
+    from . import scheduled
+
+    for info in pkgutil.iter_modules(scheduled.__path__):
+        importlib.import_module(f"{scheduled.__name__}.{info.name}")
+    return REGISTRY
 
 
 def tick_for(now: datetime, interval_seconds: float) -> datetime:

@@ -5,11 +5,13 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, Settings
 from ..locks import LockBackend, open_lock_backend
-from . import example  # noqa: F401  (registers the example job)
 from .ledger import JobLedger, open_ledger
-from .registry import REGISTRY, Job
+from .registry import REGISTRY, Job, discover_jobs
 from .runner import JobRunner
 from .settings import JobsSettings
+
+# Whatever imports the runtime (routes, schedulers, the run-job command) sees every job.
+discover_jobs()
 
 
 @dataclass

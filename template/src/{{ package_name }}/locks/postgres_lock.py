@@ -48,19 +48,21 @@ CREATE TABLE IF NOT EXISTS job_runs (
     saved_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS ix_job_runs_job_saved_at ON job_runs (job, saved_at DESC);
-CREATE TABLE IF NOT EXISTS job_event_counters (
+CREATE TABLE IF NOT EXISTS job_counters (
     name text PRIMARY KEY,
-    pending bigint NOT NULL DEFAULT 0,
-    total bigint NOT NULL DEFAULT 0
+    value bigint NOT NULL DEFAULT 0
 );
-INSERT INTO job_event_counters (name) VALUES ('events') ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS job_rollups (
-    idempotency_key text PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS job_writes (
     job text NOT NULL,
-    events bigint NOT NULL,
+    idempotency_key text NOT NULL,
+    value bigint NOT NULL,
     fencing_token bigint NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    seq bigserial NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job, idempotency_key)
 );
+-- newest(job): the last write, by index, however long the history.
+CREATE INDEX IF NOT EXISTS ix_job_writes_job_seq ON job_writes (job, seq);
 CREATE TABLE IF NOT EXISTS job_fences (
     job text PRIMARY KEY,
     fencing_token bigint NOT NULL

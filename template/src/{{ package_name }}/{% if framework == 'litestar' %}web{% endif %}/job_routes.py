@@ -29,6 +29,7 @@ from ..jobs.ledger import RunRecord
 from ..jobs.registry import REGISTRY, Job
 from ..jobs.runner import Outcome
 from ..jobs.runtime import JobsRuntime
+from ..jobs.scheduled.rollup_events import add_events, events_total
 from ..security.keys import matches_any
 
 JobName = Annotated[str, PathParameter(pattern=r"^[a-z0-9_]{1,64}$")]
@@ -65,7 +66,7 @@ class Events(BaseModel):
 @post("/events", status_code=status_codes.HTTP_202_ACCEPTED)
 async def count_events(data: JSONBody[Events], runtime: RuntimeDep) -> dict[str, int]:
     """Count events; the ``rollup_events`` job adds them to the total at its next tick."""
-    await runtime.ledger.add_events(data.count)
+    await add_events(runtime.ledger, data.count)
     return {"accepted": data.count}
 
 
@@ -92,7 +93,7 @@ async def list_jobs(runtime: RuntimeDep) -> dict[str, Any]:
             }
             for job in REGISTRY.values()
         ],
-        "events_total": await runtime.ledger.total_events(),
+        "events_total": await events_total(runtime.ledger),
     }
 
 
