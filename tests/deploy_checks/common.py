@@ -102,7 +102,7 @@ class Artifacts:
             + sorted(tree.glob(".gitlab-ci.yml"))
             + sorted(tree.glob(".gitlab/*.yml"))
         )
-        probes = sorted(tree.glob("src/*/web/probes.py"))
+        probes = sorted(tree.glob("src/*/health.py"))
         compose = tree / "compose.yaml"
         haproxy = tree / "deploy/compose/haproxy.cfg"
         return cls(
@@ -118,8 +118,9 @@ class Artifacts:
 def route_paths(probes_py: Path | None) -> set[str]:
     if probes_py is None:
         return set()
-    # FastAPI's `@router.get("/livez")` and Litestar's `@get("/livez")` alike.
-    return set(re.findall(r"@(?:\w+\.)?get\(\s*\"([^\"]+)\"", read_text(probes_py)))
+    # The paths the core's ProbeMiddleware answers: `PROBE_PATHS = frozenset({"/livez", ...})`.
+    declared = re.search(r"(?m)^PROBE_PATHS = frozenset\(\{([^}]*)\}\)", read_text(probes_py))
+    return set(re.findall(r"\"(/[^\"]*)\"", declared.group(1))) if declared else set()
 
 
 def env_example_names(tree: Path) -> set[str]:

@@ -3,9 +3,7 @@
 import time
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send
-from .logs import get_logger
-
-logger = get_logger("access")
+from .logs import log_request
 
 
 class AccessLogMiddleware:
@@ -30,8 +28,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             client = scope.get("client")
-            logger.info(
-                "request",
+            log_request(
                 method=scope["method"],
                 path=scope["path"],
                 status=status,

@@ -17,6 +17,8 @@ What a line costs is paid on every request of every replica, so the path is kept
   drop lines). The queue is flushed when the process exits, SIGTERM included (the server exits
   through its normal shutdown), so no line that was logged is lost. A forked child (a Celery
   pool process) writes each line itself: the thread does not survive a fork.
+- The access line, written once per request, skips the processor chain: ``log_request`` builds
+  the same keys in the same order as the chain would (a test compares the two) and queues it.
 """
 
 import atexit
@@ -41,6 +43,9 @@ BATCH_LINES = 256
 # takes the interpreter lock from the event loop) once per batch instead of once per line.
 BATCH_WAIT_SECONDS = 0.005
 _STOP = object()
+_TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=True)
+_JSON_RENDERER = structlog.processors.JSONRenderer()
+ACCESS_LOGGER = "access"
 
 
 class LineWriter:
@@ -122,6 +127,7 @@ class LineWriter:
 
 
 _writer: LineWriter | None = None
+_access: "AccessLine | None" = None
 
 
 def _line_writer(stream: TextIO) -> LineWriter:
@@ -184,20 +190,21 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _TIMESTAMPER,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
     if service:
         shared_processors.insert(0, _add_service(service))
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        _JSON_RENDERER if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     # The stream of this moment, not whatever sys.stdout is later: Celery's worker replaces
     # sys.stdout with a proxy that logs what is written to it, which would loop.
     writer = _line_writer(stream or sys.stdout)
+    global _access
+    access_logged = logging.getLevelNamesMapping()[level] <= logging.INFO
+    _access = AccessLine(writer, service) if fmt == "json" and access_logged else None
     structlog.configure(
         processors=[*shared_processors, renderer],
         logger_factory=QueuedLineLoggerFactory(writer),
@@ -221,6 +228,35 @@ def configure_logging(
         uvicorn_logger.propagate = True
     # Access lines come from our middleware (with request ID, without probe noise).
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class AccessLine:
+    """The per-request access line as JSON, built directly: the keys and order the processor
+    chain gives an ``info`` call on the ``access`` logger, for a fraction of its cost."""
+
+    def __init__(self, writer: LineWriter, service: str) -> None:
+        self.writer = writer
+        self.service = service
+
+    def write(self, fields: dict[str, Any]) -> None:
+        fields["event"] = "request"
+        if self.service:
+            fields.setdefault("service", self.service)
+        for key, value in structlog.contextvars.get_contextvars().items():
+            fields.setdefault(key, value)
+        fields["level"] = "info"
+        fields["logger"] = ACCESS_LOGGER
+        _TIMESTAMPER(None, "info", fields)
+        line = _JSON_RENDERER(None, "info", fields)
+        self.writer.put(line if isinstance(line, str) else line.decode())
+
+
+def log_request(**fields: Any) -> None:
+    """Write the access line of one request (``info`` on the ``access`` logger)."""
+    if _access is not None:
+        _access.write(fields)
+    else:  # console format, a level above INFO, or logging not configured: the ordinary path
+        structlog.get_logger(ACCESS_LOGGER).info("request", **fields)
 
 
 def _add_service(service: str) -> structlog.types.Processor:

@@ -11,6 +11,7 @@ container keeps the numbers consistent between scrapes (no per-worker counters j
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
@@ -82,11 +83,25 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        IN_PROGRESS.labels(method).inc()
+        in_progress = _child(IN_PROGRESS, method)
+        in_progress.inc()
         try:
             await self.app(scope, receive, record_status)
         finally:
-            IN_PROGRESS.labels(method).dec()
+            in_progress.dec()
             route = self.resolve_route(scope) or endpoint_route(scope) or UNMATCHED_ROUTE
-            REQUESTS.labels(method, route, str(status)).inc()
-            DURATION.labels(method, route).observe(time.perf_counter() - began)
+            _child(REQUESTS, method, route, str(status)).inc()
+            _child(DURATION, method, route).observe(time.perf_counter() - began)
+
+
+# Each metric's child per label values, looked up without prometheus_client's lock and checks
+# on every request. Bounded like the labels themselves: methods, route templates, statuses.
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
