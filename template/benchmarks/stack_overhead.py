@@ -20,7 +20,8 @@ Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``; macOS: ``brew install wrk
 (/proc, taskset). A service generated with a database gets a throw-away PostgreSQL, like its
 tests. Variables set in the environment (a DATABASE_URL, for example) reach the service; a
 production setting the service still lacks stops the run with the service's own refusal.
-A measurement, not a test: it never fails on numbers.
+A measurement, not a test, unless budgets are given: ``--budget /livez=1.05`` (repeatable)
+exits 1, naming the route, when the median full/bare CPU ratio of that route is above it.
 """
 
 import argparse
@@ -195,6 +196,32 @@ def spread(values: list[float], digits: int) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
+def cpu_ratio(results: dict[tuple[str, str], list[Sample]], route: str, name: str) -> float:
+    """The median of each round's CPU-per-request ratio ``name``/bare on ``route``."""
+    pairs = zip(results[(route, "bare")], results[(route, name)], strict=True)
+    return statistics.median(other.cpu_us / bare.cpu_us for bare, other in pairs)
+
+
+def over_budget(
+    results: dict[tuple[str, str], list[Sample]], budgets: dict[str, float]
+) -> list[str]:
+    """The routes whose full/bare CPU ratio exceeds their budget, each with both numbers."""
+    return [
+        f"{route}: {cpu_ratio(results, route, 'full'):.2f}x the bare app's CPU per request "
+        f"(budget {limit:.2f}x)"
+        for route, limit in budgets.items()
+        if cpu_ratio(results, route, "full") > limit
+    ]
+
+
+def budget(text: str) -> tuple[str, float]:
+    """``ROUTE=RATIO``, for --budget."""
+    route, _, ratio = text.partition("=")
+    if route not in ROUTES or not ratio:
+        raise argparse.ArgumentTypeError(f"expected ROUTE=RATIO with ROUTE one of {ROUTES}")
+    return route, float(ratio)
+
+
 def print_ratios(results: dict[tuple[str, str], list[Sample]], name: str) -> None:
     """Per route, ``name`` against the project's bare framework: the median of each round's
     ratio, so a slow moment of the machine cancels out."""
@@ -202,12 +229,11 @@ def print_ratios(results: dict[tuple[str, str], list[Sample]], name: str) -> Non
     print(f"\n{'route':<16}{'CPU/req ' + pair:>28}{'req/s ' + pair:>28}{'p99 ' + pair:>28}")
     for route in ROUTES:
         bare, other = results[(route, "bare")], results[(route, name)]
-        cpu = [o.cpu_us / b.cpu_us for b, o in zip(bare, other, strict=True)]
         rps = [o.rps / b.rps for b, o in zip(bare, other, strict=True)]
         tail = [o.p99_ms / b.p99_ms for b, o in zip(bare, other, strict=True)]
         print(
-            f"{route:<16}{statistics.median(cpu):>28.2f}{statistics.median(rps):>28.2f}"
-            f"{statistics.median(tail):>28.2f}"
+            f"{route:<16}{cpu_ratio(results, route, name):>28.2f}"
+            f"{statistics.median(rps):>28.2f}{statistics.median(tail):>28.2f}"
         )
 
 
@@ -281,6 +307,14 @@ def main() -> None:
         choices=sorted(FRAMEWORKS),
         help="also load this framework's bare app (installed by uv in a throw-away environment)",
     )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        type=budget,
+        metavar="ROUTE=RATIO",
+        help="exit 1 if the route's full/bare CPU ratio is above RATIO (repeatable)",
+    )
     args = parser.parse_args()
     own = own_framework()
     if shutil.which("wrk") is None:
@@ -349,6 +383,9 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
+    exceeded = over_budget(results, dict(args.budget))
+    if exceeded:
+        raise SystemExit("over budget:\n  " + "\n  ".join(exceeded))
 
 
 if __name__ == "__main__":
