@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -269,15 +269,16 @@ def run_static_checks(
     file and distinct tuple of the answers it reads. Per-file checks run once per distinct
     (kind, content, Python version); ruff once per distinct ruff shape (Python files plus
     ruff's configuration), over trees holding just those files; the deployment checks over
-    each combination's tree, made of hard links to the distinct contents.
+    each combination's deployment files (all but the Python sources they never read), made of
+    hard links to the distinct contents.
 
     Soundness is proven on every run: `verify` combinations drawn with `seed` (random and
     printed when None), plus `always_verified` (ids; the first combination when empty), are
     rendered with plain copier.run_copy and compared byte for byte with their assembled
     trees; a difference fails that combination.
 
-    Trees that pass are deleted unless keep or TEMPLATE_TESTS_KEEP_TREES=1; failing trees are
-    always kept for inspection.
+    Trees that pass are deleted unless keep or TEMPLATE_TESTS_KEEP_TREES=1 (then every tree is
+    whole); failing trees are always kept for inspection.
     """
     keep = keep or os.environ.get("TEMPLATE_TESTS_KEEP_TREES") == "1"
     start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -326,10 +327,17 @@ def run_static_checks(
     ruff_per_tree, ruff_global = ruff_findings(root / "ruff") if shapes else ({}, [])
     ruff_wall = time.perf_counter() - ruff_start
 
-    # Each combination's tree, as hard links, for the deployment checks and for inspection.
+    # Each combination's deployment files as hard links, for the deployment checks (whole trees
+    # with keep): the Python sources, most of a tree, are checked above and read by no
+    # deployment check, so they are not linked 3,000 times over only to be walked and deleted.
     trees_start = time.perf_counter()
     trees = {
-        c.id: materialise(arts.files[c.id], arts.dirs[c.id], root / f"c{ids[c.id]:05d}", blobs)
+        c.id: materialise(
+            arts.files[c.id] if keep else deployment_files(arts.files[c.id]),
+            arts.dirs[c.id],
+            root / f"c{ids[c.id]:05d}",
+            blobs,
+        )
         for c in combos
     }
     trees_wall = time.perf_counter() - trees_start
@@ -407,6 +415,20 @@ def run_static_checks(
         "deploy": {**(deploy.stats if deploy else {}), "wall_s": round(deploy_wall, 2)},
     }
     return StaticReport(problems, trees, stats)
+
+
+# The only Python files a deployment check reads (deploy_checks/): the probe paths the chart's
+# probes must name, and the test servers the CI pipeline must install.
+DEPLOYMENT_PYTHON = re.compile(r"^(src/[^/]+/health\.py|tests/support/[^/]+\.py)$")
+
+
+def deployment_files(files: Mapping[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    """A combination's files without the Python sources no deployment check reads."""
+    return {
+        rel: entry
+        for rel, entry in files.items()
+        if not rel.endswith(".py") or DEPLOYMENT_PYTHON.match(rel)
+    }
 
 
 def _cpu_seconds() -> float:
