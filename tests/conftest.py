@@ -156,7 +156,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if rows:
         terminalreporter.section("tier2: rendered projects installed and tested", sep="-")
         for r in rows:
-            steps = ", ".join(f"{name} {sec} s" for name, sec in r["steps"].items())
+            steps = ", ".join(
+                f"{name} {value} s" if isinstance(value, float) else f"{name} {value}"
+                for name, value in r["steps"].items()
+            )
             took = r["stop"] - r["start"]
             write(f"{r['outcome'].upper():8} {r['id']}{r['phase']}  {took:.1f} s  {steps}".rstrip())
         if all(r["start"] for r in rows):
