@@ -111,6 +111,10 @@ class ComposeStack:
     def inspect(self, container: str) -> dict[str, Any]:
         return json.loads(self.podman("inspect", container).stdout)[0]
 
+    def address(self, container: str) -> str:
+        networks = self.inspect(container)["NetworkSettings"]["Networks"]
+        return ",".join(sorted(n["IPAddress"] for n in networks.values()))
+
     def healthy(self, container: str) -> bool:
         return self.podman("healthcheck", "run", container, check=False, timeout=30).returncode == 0
 

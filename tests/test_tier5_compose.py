@@ -97,6 +97,10 @@ class StackReport:
     timings: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     broken_secret: dict[str, int] = field(default_factory=dict)
+    restarted: list[str] = field(default_factory=list)
+    store_addresses: list[str] = field(default_factory=list)
+    login_recovery_seconds: float = -1.0
+    errors_after_readiness: int = -1
 
 
 @pytest.fixture(scope="module")
@@ -375,6 +379,7 @@ def check_store_outage(stack: ComposeStack, report: StackReport) -> None:
     apps = stack.containers("app")
     started_at = [stack.inspect(c)["State"]["StartedAt"] for c in apps]
     store = stack.containers("store")[0]
+    addresses = [stack.address(store)]
     stack.podman("stop", "--time", "10", store, timeout=60)
     deadline = time.monotonic() + 30
     while True:
@@ -386,23 +391,36 @@ def check_store_outage(stack: ComposeStack, report: StackReport) -> None:
     report.outage_livez = [replica_get(stack, c, "/livez", {})[0] for c in apps]
     stack.podman("start", store)
     started = time.monotonic()
+    addresses.append(stack.address(store))
+    report.store_addresses = addresses
     deadline = started + 60
     while not all(replica_get(stack, c, "/readyz", {})[0] == 200 for c in apps):
         assert time.monotonic() < deadline, "the replicas did not recover from the store outage"
         time.sleep(0.5)
     report.recovery_seconds = round(time.monotonic() - started, 2)
+    # Readiness is back; a session written through the balancer must work too. Refusals seen
+    # after readiness recovered are counted (connections pooled before the outage).
+    login_errors: list[str] = []
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            Client(f"http://127.0.0.1:{stack.env['HTTP_PORT']}").login()
+            break
+        except (AssertionError, OSError, http.client.HTTPException) as error:
+            login_errors.append(str(error)[:120])
+            assert time.monotonic() < deadline, f"no login after the outage: {login_errors[-3:]}"
+            time.sleep(0.5)
+    report.login_recovery_seconds = round(time.monotonic() - started, 2)
+    report.errors_after_readiness = len(login_errors)
+    if login_errors:
+        report.failures.append(f"after readiness was back: {Counter(login_errors)}")
     after = [stack.inspect(c)["State"]["StartedAt"] for c in apps]
     assert after == started_at, "a replica restarted during the store outage"
 
 
 def run_stack(
-    podman,
-    renderer,
-    tmp_path: Path,
-    name: str,
-    full: bool,
+    podman, renderer, tmp_path: Path, name: str, full: bool, report: StackReport
 ) -> StackReport:
-    report = StackReport(project=name)
     started = time.perf_counter()
     project, answers, image, build_seconds = build_service_image(
         podman, renderer, tmp_path, PROJECTS[name]
@@ -445,6 +463,14 @@ def run_stack(
                 "session_misses": broken.session_misses,
                 "replicas_reached": broken.replicas_reached,
             }
+        # A service that crashed at start (restart: unless-stopped) was restarted by podman.
+        report.restarted = [
+            f"{container} ({stack.inspect(container).get('RestartCount', 0)} restarts)"
+            for service in stack.compose["services"]
+            if not stack.one_shot(service)
+            for container in stack.containers(service)
+            if stack.inspect(container).get("RestartCount", 0)
+        ]
         down_started = time.perf_counter()
         report.leftovers = stack.down()
         report.timings["down_s"] = round(time.perf_counter() - down_started, 1)
@@ -490,13 +516,17 @@ def _record(request: pytest.FixtureRequest, report: StackReport) -> None:
 def test_compose_stack_passes_the_cluster_checks(
     name: str, podman, renderer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    report = run_stack(podman, renderer, tmp_path, name, full=name == FULL)
-    _record(request, report)
+    report = StackReport(project=name)
+    try:
+        run_stack(podman, renderer, tmp_path, name, name == FULL, report)
+    finally:
+        _record(request, report)
     assert report.session_misses == 0, report.failures
     assert report.replicas_reached == 3, report.failures
     assert report.files_missing == 0, report.failures
     assert report.duplicates == 0, f"ticks started more than once: {report}"
     assert all(n == 1 for n in report.one_shot_runs.values()), report.one_shot_runs
+    assert report.restarted == [], f"restarted by podman (crashed): {report.restarted}"
     assert report.leftovers == [], f"down left behind: {report.leftovers}"
     if name == FULL:
         assert report.ticks >= 8
