@@ -22,6 +22,7 @@ mmdebstrap, podman-compose and a reachable Debian mirror; a missing tool fails u
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import json
@@ -113,8 +114,6 @@ def podman(request: pytest.FixtureRequest):
     for what in missing:
         require(False, what)
     podman = podman_for_tests()
-    import fcntl
-
     with (CACHE / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build of the shared images at a time
         started = time.perf_counter()
@@ -143,8 +142,6 @@ def build_service_image(podman, renderer, tmp_path: Path, overrides: dict[str, A
         env=env,
     )
     with (CACHE / "lock").open("w") as lock:
-        import fcntl
-
         fcntl.flock(lock, fcntl.LOCK_EX)
         base = build_base_image(podman, python_version, CACHE)
     volumes = offline_build_inputs(project, uv, interpreter, tmp_path / "offline")
