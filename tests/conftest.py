@@ -14,7 +14,7 @@ from helpers import Rendered, copy_template, render, render_many
 
 # Numbers for the terminal summary, gathered from test reports (controller process only).
 _SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier3": [], "tier4": [], "tiers": {}}
-TIERS = ("tier1", "tier2", "tier3", "tier4", "slow")
+TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5", "slow")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -728,6 +728,9 @@ DEFECTS: list[Defect] = [
            _text(HAPROXY_CFG,
                  lambda t: re.sub(r"(?m)^\s*http-request disable-l7-retry.*\n", "", t)),
            "a POST could be applied twice"),
+    Defect("haproxy", "default", "fixed-nameserver",
+           _replace(HAPROXY_CFG, "    parse-resolv-conf\n", "    nameserver dns 127.0.0.11:53\n"),
+           "does not read the container's resolver"),
     Defect("haproxy", "default", "invalid-config",
            _replace(HAPROXY_CFG, "balance roundrobin", "balance nonsense"), "haproxy -c failed"),
     # --- the CI pipelines (check_workflow) ---

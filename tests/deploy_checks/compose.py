@@ -234,6 +234,11 @@ def haproxy_problems(cfg: str, app: Mapping[str, Any], lb: Mapping[str, Any]) ->
                 f"the balancer's slots ({target.group(2)}={slots}) are not app's replicas "
                 f"({replicas})"
             )
+    if not re.search(r"(?m)^\s*parse-resolv-conf\s*$", cfg):
+        problems.append(
+            "haproxy.cfg does not read the container's resolver (parse-resolv-conf): a fixed "
+            "nameserver works under one container engine only"
+        )
     if not re.search(r"option httpchk GET /readyz", cfg):
         problems.append("haproxy.cfg does not check /readyz")
     admin_port = str(env.get("ADMIN_PORT", "8001"))
