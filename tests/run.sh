@@ -17,7 +17,8 @@ fi
 # Debian packages the tests use; installed only when missing.
 # Tier 5 (the Compose stack in containers): rootful podman with runc, netavark (which needs
 # iptables) and aardvark-dns, and mmdebstrap for the local base images.
-debian_packages=(git redis-server memcached postgresql haproxy shellcheck
+# Tier 2 runs the stack benchmark, whose load generator is wrk.
+debian_packages=(git redis-server memcached postgresql haproxy shellcheck wrk
     podman runc fuse-overlayfs uidmap mmdebstrap netavark aardvark-dns iptables)
 missing=()
 for package in "${debian_packages[@]}"; do
