@@ -15,11 +15,8 @@ if ! command -v uv >/dev/null 2>&1 || [[ "$(command -v uv)" == */shims/* ]]; the
 fi
 
 # Debian packages the tests use; installed only when missing.
-# Tier 5 (the Compose stack in containers): rootful podman with runc, netavark (which needs
-# iptables) and aardvark-dns, and mmdebstrap for the local base images.
 # Tier 2 runs the stack benchmark, whose load generator is wrk.
-debian_packages=(git redis-server memcached postgresql haproxy shellcheck wrk
-    podman runc fuse-overlayfs uidmap mmdebstrap netavark aardvark-dns iptables)
+debian_packages=(git redis-server memcached postgresql haproxy shellcheck wrk)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -34,8 +31,6 @@ fi
 # checkov (deployment checks of tier 1) in its own environment: it pins old libraries.
 export PATH="$HOME/.local/bin:$PATH"
 command -v checkov >/dev/null 2>&1 || uv tool install --quiet 'checkov==3.3.30'
-# podman-compose for tier 5 (its shortcomings are worked around by the tier's harness).
-command -v podman-compose >/dev/null 2>&1 || uv tool install --quiet 'podman-compose==1.6.0'
 
 # Azurite (Azure Blob emulator) for the storage_provider=azure projects; 3.37+ needs Node 22.
 if ! command -v azurite-blob >/dev/null 2>&1; then
@@ -59,8 +54,8 @@ setup_seconds=$SECONDS
 # run on two workers, one test module per worker (--dist loadfile): tier 1's checks and tier 4's
 # updates are mostly single-threaded, so they overlap instead of queueing. Runtime tiers: each combination of the covering array installs
 # and runs its own suite (2); the cluster suite of a few projects, and its failure on broken
-# clusters (3); the rendered Compose stack built and run in containers (5), beside them on a
-# worker (its images are cached under TEMPLATE_TESTS_CONTAINER_CACHE). Both runs always happen; the worse exit code is the verdict.
+# clusters (3). Both runs always happen; the worse exit code is the verdict. Tier 5 (the Compose
+# stack in containers) and the slow tier are run on request only (docs/testing.md says why).
 tier_times=$(mktemp)
 export TIER_TIMES_FILE="$tier_times"
 phase_start=$SECONDS
@@ -69,7 +64,7 @@ uv run pytest -m "not tier2 and not tier3 and not tier5" -n 2 --dist loadfile "$
 static_seconds=$((SECONDS - phase_start))
 phase_start=$SECONDS
 runtime_status=0
-uv run pytest -m "tier2 or tier3 or tier5" -n 2 "$@" || runtime_status=$?
+uv run pytest -m "tier2 or tier3" -n 2 "$@" || runtime_status=$?
 runtime_seconds=$((SECONDS - phase_start))
 ((status)) || status=$runtime_status
 
@@ -78,7 +73,7 @@ printf '\n%-34s %7s %7s %10s\n' "time per tier (2 cores)" tests failed "wall (s)
 printf '%-34s %7s %7s %10s\n' "set-up (installs)" - - "$setup_seconds"
 sort "$tier_times" | awk -F'\t' '{ printf "%-34s %7s %7s %10s\n", $1, $2, $3, $4 }'
 printf '%-34s %7s %7s %10s\n' "static run (tiers 1 and 4, rest, -n 2)" - - "$static_seconds"
-printf '%-34s %7s %7s %10s\n' "runtime run (tiers 2, 3 and 5, -n 2)" - - "$runtime_seconds"
+printf '%-34s %7s %7s %10s\n' "runtime run (tiers 2 and 3, -n 2)" - - "$runtime_seconds"
 printf '%-34s %7s %7s %10s\n' "whole run" - - "$SECONDS"
 rm -f "$tier_times"
 exit "$status"
