@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from servers import free_port
 from containers import Podman
 
 PODMAN_COMPOSE_VERSION = "1.6.0"
@@ -249,14 +250,6 @@ class ComposeStack:
                 with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
                     self.compose_cmd("down", "--volumes", "--timeout", "5", timeout=300)
                 self.leftovers(remove=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def publish_env() -> dict[str, str]:

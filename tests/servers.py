@@ -6,6 +6,7 @@ instead of a timeout."""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import subprocess
@@ -28,20 +29,35 @@ LISTEN_PORTS = range(20000, 32768)
 _pick = random.SystemRandom()
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on, outside the range outgoing connections draw from."""
+    """A loopback port nothing listens on, outside the range outgoing connections draw from.
+
+    Never the same port twice in one process (two picks made before either server binds), and
+    pytest-xdist workers draw from disjoint slices of the range.
+    """
     try:
         ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral = LISTEN_PORTS.stop
-    ports = range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, ephemeral))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    ports = range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, ephemeral))[index % count :: count]
     for _ in range(200):
+        port = _pick.choice(ports) if ports else 0
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", _pick.choice(ports) if ports else 0))
+                s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return int(s.getsockname()[1])
+            chosen = int(s.getsockname()[1])
+        _handed_out.add(chosen)
+        return chosen
     raise AssertionError(f"no free port in {ports}")
 
 

@@ -1,8 +1,11 @@
 """The HTTP server's explicit settings, on a real process: keep-alive and trusted proxies."""
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -102,6 +105,22 @@ def test_test_servers_listen_outside_the_ports_outgoing_connections_take() -> No
     binds it (the server then exits with "Address already in use"): picks stay below it."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
         ephemeral_start = int(ports.read().split()[0])
-    picked = {free_port() for _ in range(50)}
+    picked = [free_port() for _ in range(500)]
     assert max(picked) < ephemeral_start, sorted(picked)
-    assert len(picked) > 40  # spread out: two workers rarely pick the same port
+    # Never the same port twice in one process: a service's PORT and ADMIN_PORT are two picks
+    # made before either binds, and the service refuses equal ones.
+    assert len(set(picked)) == len(picked)
+
+
+@pytest.mark.processes
+def test_processes_the_suite_starts_cache_their_bytecode() -> None:
+    """The suite starts the service about a hundred times: with PYTHONDONTWRITEBYTECODE inherited
+    from the shell, every start would compile all of its modules again (conftest.py drops it)."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.dont_write_bytecode)"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "False"

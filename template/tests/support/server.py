@@ -36,18 +36,38 @@ def _ephemeral_start() -> int:
         return LISTEN_PORTS.stop
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on, outside the range outgoing connections draw from."""
+def _worker_ports() -> range:
+    """This process's share of the listening range: pytest-xdist workers draw from disjoint
+    slices, so two workers can never pick the same port between one's pick and its bind."""
     ports = range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, _ephemeral_start()))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    return ports[index % count :: count]
+
+
+_handed_out: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, outside the range outgoing connections draw from.
+
+    A port is handed out once per process: two picks made before either server binds (a
+    service's PORT and ADMIN_PORT) can never be the same port.
+    """
+    ports = _worker_ports()
     for _ in range(200):
         port = _pick.choice(ports) if ports else 0
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue  # in use: another test's server, or a client of this machine
             chosen: int = sock.getsockname()[1]
-            return chosen
+        _handed_out.add(chosen)
+        return chosen
     raise AssertionError(f"no free port in {ports}")
 
 
