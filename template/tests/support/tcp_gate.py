@@ -2,7 +2,9 @@
 
 Closed, nothing listens on the gate's port and every connection through it is cut: what a
 client sees when the server dies. Opened again, the same server answers on the same port with
-the data it had, as a server that comes back does. Starting a second emulator for each outage
+the data it had, as a server that comes back does. Stranded, the connections already made hang
+(nothing answers, nothing resets them) while new ones get through: a server that came back at
+another address. Starting a second emulator for each outage
 test cost about 2 s of CPU per start; a gate costs a few threads.
 """
 
@@ -25,6 +27,7 @@ class TcpGate:
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
+        self._stranded: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -40,8 +43,16 @@ class TcpGate:
             listener.close()
         with self._lock:
             connections, self._connections = self._connections, set()
+            self._stranded.clear()
         for connection in connections:
             _cut(connection)
+
+    def strand(self) -> None:
+        """Leave every forwarded connection hanging: what is sent on it is dropped without an
+        answer or a reset, as when the server restarted at another address (a container or pod
+        with a new IP). New connections reach the server as before."""
+        with self._lock:
+            self._stranded |= self._connections
 
     def redirect(self, value: str) -> str:
         """The URL (or any text) with the target server's address replaced by the gate's."""
@@ -71,7 +82,8 @@ class TcpGate:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(CHUNK):
-                sink.sendall(data)
+                if source not in self._stranded:
+                    sink.sendall(data)
             sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on
         except OSError:  # cut by close(), or the other side went away
             _cut(source)

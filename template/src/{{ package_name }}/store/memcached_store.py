@@ -24,13 +24,21 @@ MAX_POOL_SIZE = 32
 
 
 class MemcachedStore:
-    def __init__(self, client: PooledClient | RetryingClient) -> None:
+    def __init__(self, client: RetryingClient, pool: PooledClient) -> None:
         self._client = client
+        self._pool = pool
 
     async def _run(self, operation: str, call: Callable[[], T]) -> T:
         try:
             return await asyncio.to_thread(call)
-        except (MemcacheError, OSError) as exc:
+        except (MemcacheUnexpectedCloseError, OSError) as exc:
+            # A timeout or a broken connection: a server restarted at a new address (a
+            # container or pod given a new IP) leaves every pooled connection hanging, and each
+            # would fail one request after a full timeout. Close them all; the next commands
+            # connect afresh.
+            self._pool.client_pool.clear()
+            raise StoreUnavailable(f"memcached {operation} failed: {exc}") from exc
+        except MemcacheError as exc:
             raise StoreUnavailable(f"memcached {operation} failed: {exc}") from exc
 
     async def get(self, key: str) -> bytes | None:
@@ -113,4 +121,4 @@ def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
         retry_delay=0,
         retry_for=[MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError],
     )
-    return MemcachedStore(retrying)
+    return MemcachedStore(retrying, client)

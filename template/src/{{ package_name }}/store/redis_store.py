@@ -2,10 +2,12 @@
 
 Timeouts are set on the socket, so a hung server fails a request quickly instead of piling them up;
 redis-py drops a connection that timed out or was cancelled, and reconnects on the next command, so
-the service recovers by itself when the store comes back.
+the service recovers by itself when the store comes back. When one command fails that way, the
+pool also drops its idle connections (``DropIdleOnFailurePool``).
 """
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -101,11 +103,28 @@ def stale_connection_retry() -> Retry:
     return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 
 
+class DropIdleOnFailurePool(ConnectionPool):
+    """A pool that closes its idle connections when a command's connection fails.
+
+    A store restarted at a new address (a container or pod given a new IP) leaves every pooled
+    connection hanging: nothing answers on it and nothing resets it, so each would fail one
+    request after a full timeout, one after another. The first failure (redis-py disconnects a
+    connection that timed out or broke) is taken as news about all of them: the idle ones are
+    closed and the next commands connect afresh, resolving the store's name again.
+    """
+
+    async def release(self, connection: AbstractConnection) -> None:
+        failed = not connection.is_connected
+        await super().release(connection)
+        if failed:
+            await self.disconnect(inuse_connections=False)
+
+
 def redis_client(url: str, timeout_seconds: float) -> Redis:
     """A pooled client for redis://, rediss://, valkey:// or valkeys:// (the same protocol)."""
     if url.startswith("valkey"):
         url = "redis" + url.removeprefix("valkey")
-    return Redis.from_url(
+    pool = DropIdleOnFailurePool.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
@@ -114,6 +133,7 @@ def redis_client(url: str, timeout_seconds: float) -> Redis:
         # redis-py before 6 retries only the errors listed here, whatever ``retry`` says.
         retry_on_error=[RedisConnectionError],
     )
+    return Redis.from_pool(pool)
 
 
 def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
