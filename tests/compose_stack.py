@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from servers import free_port
 from containers import Podman
+from servers import free_port
 
 PODMAN_COMPOSE_VERSION = "1.6.0"
 

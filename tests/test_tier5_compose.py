@@ -317,7 +317,10 @@ def check_one_shots(stack: ComposeStack, report: StackReport) -> None:
         for container in containers:
             state = stack.inspect(container)["State"]
             assert state["ExitCode"] == 0, f"{container} exited {state['ExitCode']}"
-            assert state["Status"] == "exited", f"{container} is {state['Status']}"
+            # podman says "stopped" until its exit command has cleaned the container up, and
+            # "exited" after; both mean the process ended (seen: both, on the same podman 4.3).
+            assert not state["Running"], f"{container} is still running"
+            assert state["Status"] in {"exited", "stopped"}, f"{container} is {state['Status']}"
             finished.append(state["FinishedAt"])
         for dependent in stack.compose["services"]:
             if stack.conditions(dependent).get(service) == "service_completed_successfully":
