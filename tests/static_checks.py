@@ -97,6 +97,65 @@ def tree_problems(files: Iterable[str], dirs: Iterable[str]) -> list[str]:
     return problems
 
 
+def _local_imports(source: bytes) -> tuple[tuple[int, str], ...]:
+    """(level, dotted module) of every import in a Python file: level 0 for absolute ones."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()  # reported by the per-file checks
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found.append((node.level, node.module or ""))
+        elif isinstance(node, ast.Import):
+            found += [(0, alias.name) for alias in node.names]
+    return tuple(found)
+
+
+def import_problems(
+    files: Mapping[str, tuple[str, int]],
+    blobs: Mapping[str, bytes],
+    cache: dict[str, tuple[tuple[int, str], ...]],
+) -> list[str]:
+    """Imports of the project's own modules that name a module the tree does not hold.
+
+    A file that one answer's `_exclude` rule leaves out while a file of every combination
+    imports it passes every per-file check and ruff, and fails only when the module is
+    imported (a rendered test once imported `tests/support/tcp_gate.py`, which projects with
+    local storage did not get). Relative imports resolve from the file's package; absolute ones
+    only when their first part is a package of the tree (`src/<package>` or a top-level one).
+    """
+    modules = {
+        rel.removesuffix("/__init__.py").removesuffix(".py") for rel in files if rel.endswith(".py")
+    }
+    roots = {PurePosixPath(module).parts[0]: "" for module in modules if "/" not in module} | {
+        PurePosixPath(module).parts[1]: "src/"
+        for module in modules
+        if module.startswith("src/") and module.count("/") == 1
+    }
+    problems = []
+    for rel, (sha, _) in files.items():
+        if not rel.endswith(".py"):
+            continue
+        if sha not in cache:
+            cache[sha] = _local_imports(blobs[sha])
+        package = PurePosixPath(rel).parent
+        for level, module in cache[sha]:
+            if level:
+                base = package
+                for _ in range(level - 1):
+                    base = base.parent
+                target = "/".join(p for p in (str(base), *module.split(".")) if p and p != ".")
+            elif module.split(".")[0] in roots:
+                target = roots[module.split(".")[0]] + module.replace(".", "/")
+            else:
+                continue  # a library
+            if target not in modules and not any(m.startswith(target + "/") for m in modules):
+                dots = "." * level
+                problems.append(f"{rel}: imports {dots}{module}, which this tree does not hold")
+    return problems
+
+
 # --- per-file checks -----------------------------------------------------------------------
 
 
@@ -366,6 +425,7 @@ def run_static_checks(
     verify_wall = time.perf_counter() - verify_start
 
     verdicts_start = time.perf_counter()
+    imports_of: dict[str, tuple[tuple[int, str], ...]] = {}
     problems: dict[str, list[str]] = {}
     for combo in combos:
         cid, tree = combo.id, trees[combo.id]
@@ -378,6 +438,7 @@ def run_static_checks(
         if deploy is not None:
             found += deploy.problems.get(tree.name, [])
         found += tree_problems(files, arts.dirs[cid])
+        found += import_problems(files, arts.blobs, imports_of)
         for rel, (sha, _) in files.items():
             found += [f"{rel}: {p}" for p in file_results[key(cid, sha, kinds[cid][rel])]]
         found += ruff_per_tree.get(shape_of[cid], []) + ruff_global

@@ -17,6 +17,7 @@ _envops:
   keep_trailing_newline: true
 _exclude:
   - "{% if variant == 'clean' %}dirty{% else %}clean-only{% endif %}"
+  - "{% if variant == 'dirty' %}src/helper.py{% endif %}"
 variant:
   type: str
   choices: {Clean: clean, Dirty: dirty}
@@ -35,6 +36,9 @@ CLEAN = {
     ),
     "src/ok.py": 'def f() -> int:\n    return 1\n\n\nclass A:\n    """Two blank lines: fine."""\n',
     "src/__init__.py": "",
+    # In both variants, but what it imports only in the clean one.
+    "src/uses_helper.py": "from .helper import VALUE\n\nCOPY = VALUE\n",
+    "src/helper.py": "VALUE = 1\n",
     ".pre-commit-config.yaml": "repos: []\n",
     ".github/workflows/ci.yml": "on: push\njobs:\n  a:\n    runs-on: ${{ matrix.os }}\n",
     "chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
@@ -88,6 +92,15 @@ def test_each_defect_is_reported(report) -> None:
     problems = "\n".join(result.problems[combos["dirty"].id])
     missing = [expected for _, expected in DIRTY.values() if expected not in problems]
     assert not missing, f"not reported: {missing}\nreport:\n{problems}"
+
+
+def test_an_import_of_a_module_the_tree_lacks_is_reported(report) -> None:
+    """Every file parses and passes ruff, but one answer's `_exclude` took away a module that
+    a file of every combination imports."""
+    combos, result = report
+    missing = "src/uses_helper.py: imports .helper, which this tree does not hold"
+    assert missing in result.problems[combos["dirty"].id]
+    assert not any("imports" in p for p in result.problems[combos["clean"].id])
 
 
 def test_identical_files_are_checked_once(report) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx2
 
+from .gated_storage import GatedStorageServer
 from .server import (
     TLS_CONTEXT,
     free_port,
@@ -23,7 +24,6 @@ from .server import (
     start_process,
     stop_process,
 )
-from .tcp_gate import GatedStorageServer
 
 PROVIDER = "azure"
 # Azurite's well-known development account (published in Azure's documentation).

@@ -10,6 +10,7 @@ import httpx2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .gated_storage import GatedStorageServer
 from .server import (
     TLS_CONTEXT,
     free_port,
@@ -18,7 +19,6 @@ from .server import (
     start_process,
     stop_process,
 )
-from .tcp_gate import GatedStorageServer
 
 PROVIDER = "gcs"
 

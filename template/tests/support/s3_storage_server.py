@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx2
 
+from .gated_storage import GatedStorageServer
 from .server import TLS_CONTEXT, free_port, http_answers, start_process, stop_process
-from .tcp_gate import GatedStorageServer
 
 PROVIDER = "s3"
 

@@ -11,7 +11,6 @@ test cost about 2 s of CPU per start; a gate costs a few threads.
 import contextlib
 import socket
 import threading
-from typing import Protocol
 
 from .server import free_port
 
@@ -94,35 +93,3 @@ def _cut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already cut, or never connected
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
-
-
-class StorageServerLike(Protocol):
-    port: int
-
-    def create_bucket(self, name: str | None = None) -> str: ...
-
-    def environment(self, bucket: str) -> dict[str, str]: ...
-
-
-class GatedStorageServer:
-    """The session's storage server behind a gate: ``stop`` closes the gate, ``start`` opens it
-    again, and the buckets and objects are still there, as after a real server's restart with
-    its data kept."""
-
-    def __init__(self, server: StorageServerLike) -> None:
-        self.server = server
-        self.gate = TcpGate(server.port)
-        self.gate.open()
-
-    def stop(self) -> None:
-        self.gate.close()
-
-    def start(self) -> None:
-        self.gate.open()
-
-    def create_bucket(self, name: str | None = None) -> str:
-        return self.server.create_bucket(name)
-
-    def environment(self, bucket: str) -> dict[str, str]:
-        environment = self.server.environment(bucket)
-        return {name: self.gate.redirect(value) for name, value in environment.items()}
