@@ -218,6 +218,13 @@ class ComposeStack:
                     entries.append(json.loads(line))
         return entries
 
+    def print_tails(self, lines: int = 25) -> None:
+        """The last lines of every container of the project, for a failed check's report."""
+        for container in self.containers():
+            output = self.podman("logs", "--tail", str(lines), container, check=False, timeout=60)
+            print(f"--- {container}: last {lines} lines ---")
+            print((output.stdout + output.stderr).rstrip()[-6000:])
+
     # --- down ---------------------------------------------------------------------------------
 
     def down(self) -> list[str]:
@@ -245,6 +252,9 @@ class ComposeStack:
         try:
             self.up()
             yield self
+        except BaseException:
+            self.print_tails()
+            raise
         finally:
             if not self.downed:
                 with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):

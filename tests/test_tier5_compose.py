@@ -241,6 +241,26 @@ def replica_get(stack: ComposeStack, container: str, path: str, headers: dict[st
     return json.loads(out)
 
 
+def wait_until_ready(stack: ComposeStack, report: StackReport, timeout: float = 90) -> None:
+    """Every replica answers /readyz with 200, as an operator waits before sending traffic.
+
+    Compose's healthcheck is liveness (a replica that cannot reach the store must not be
+    reported unhealthy and restarted by an orchestrator), so `up` returning and the balancer
+    being healthy do not yet mean the replicas are ready: the balancer sends them traffic only
+    once its own /readyz checks pass, and until then a first request can meet a replica still
+    connecting to its dependencies."""
+    started = time.monotonic()
+    apps = stack.containers("app")
+    codes: list[int] = []
+    while True:
+        codes = [replica_get(stack, c, "/readyz", {})[0] for c in apps]
+        if all(code == 200 for code in codes):
+            break
+        assert time.monotonic() - started < timeout, f"replicas not ready: {codes}"
+        time.sleep(0.5)
+    report.timings["ready_after_up_s"] = round(time.monotonic() - started, 1)
+
+
 def check_sessions(stack: ComposeStack, client: Client, report: StackReport, requests: int):
     client = Client(client.base_url)  # a new connection: the balancer closes idle ones
     cookie = client.login()
@@ -439,6 +459,7 @@ def run_stack(
         report.timings["up_s"] = round(time.perf_counter() - up_started, 1)
         report.services = {s: len(stack.containers(s)) for s in stack.compose["services"]}
         stack.wait_for("lb", "service_healthy")
+        wait_until_ready(stack, report)
         check_one_shots(stack, report)
         check_sessions(stack, client, report, requests=60)
         check_files(stack, client, report)
