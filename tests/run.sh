@@ -100,12 +100,12 @@ containers_seconds=$((SECONDS - phase_start))
 ((status)) || status=$containers_status
 
 # One table for the whole run, so drift in any tier is seen early.
-printf '\n%-34s %7s %7s %10s\n' "time per tier (2 cores)" tests failed "wall (s)"
-printf '%-34s %7s %7s %10s\n' "set-up (installs)" - - "$setup_seconds"
-sort "$tier_times" | awk -F'\t' '{ printf "%-34s %7s %7s %10s\n", $1, $2, $3, $4 }'
-printf '%-34s %7s %7s %10s\n' "static run (tiers 1 and 4, rest, -n 2)" - - "$static_seconds"
-printf '%-34s %7s %7s %10s\n' "runtime run (tiers 2 and 3, -n 2)" - - "$runtime_seconds"
-printf '%-34s %7s %7s %10s\n' "containers run (tier 5, one worker)" - - "$containers_seconds"
-printf '%-34s %7s %7s %10s\n' "whole run" - - "$SECONDS"
+printf '\n%-40s %7s %7s %10s\n' "time per tier (2 cores)" tests failed "wall (s)"
+printf '%-40s %7s %7s %10s\n' "set-up (installs)" - - "$setup_seconds"
+sort "$tier_times" | awk -F'\t' '{ printf "%-40s %7s %7s %10s\n", $1, $2, $3, $4 }'
+printf '%-40s %7s %7s %10s\n' "static run (tiers 1 and 4, rest, -n 2)" - - "$static_seconds"
+printf '%-40s %7s %7s %10s\n' "runtime run (tiers 2 and 3, -n 2)" - - "$runtime_seconds"
+printf '%-40s %7s %7s %10s\n' "containers run (tier 5, one worker)" - - "$containers_seconds"
+printf '%-40s %7s %7s %10s\n' "whole run" - - "$SECONDS"
 rm -f "$tier_times"
 exit "$status"
