@@ -13,7 +13,14 @@ import pytest
 from helpers import Rendered, copy_template, render, render_many
 
 # Numbers for the terminal summary, gathered from test reports (controller process only).
-_SUMMARY: dict[str, Any] = {"static": {}, "tier2": [], "tier3": [], "tier4": [], "tiers": {}}
+_SUMMARY: dict[str, Any] = {
+    "static": {},
+    "tier2": [],
+    "tier3": [],
+    "tier4": [],
+    "tier5": [],
+    "tiers": {},
+}
 TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5", "slow")
 
 
@@ -74,7 +81,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name.startswith("static:"):
             summary["static"][name.removeprefix("static:")] = value
-        elif name in ("tier3", "tier4") and report.when == "call":
+        elif name in ("tier3", "tier4", "tier5") and report.when == "call":
             summary[name].append(value)
     if "tier2" in report.keywords and (report.when == "call" or report.outcome != "passed"):
         props = dict(report.user_properties)
@@ -178,6 +185,21 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{c['flag_replicas_followed']} replicas in {c['flag_propagation_seconds']:.2f} s, "
             f"suite wall time {c['wall_seconds']:.1f} s"
         )
+    for stack in summary["tier5"]:
+        terminalreporter.section(f"tier5: Compose stack of {stack['project']}", sep="-")
+        timings = stack["timings"]
+        write(
+            f"services {stack['services']}; requests sent {stack['requests_sent']}, failed "
+            f"{stack['requests_failed']}; session requests {stack['session_requests']}, misses "
+            f"{stack['session_misses']}; files missing {stack['files_missing']}; ticks "
+            f"{stack['ticks']}, duplicates {stack['duplicates']}; rolling restarts "
+            f"{stack['restarts']}, errors {stack['restart_errors']}; one-shot runs "
+            f"{stack['one_shot_runs']}; store recovery {stack['recovery_seconds']} s, first "
+            f"login after it {stack['login_recovery_seconds']} s, refusals after readiness "
+            f"{stack['errors_after_readiness']}; broken stack (another SECRET_KEY) "
+            f"{stack['broken_secret'] or 'not run'}; left behind {stack['leftovers'] or 'nothing'}"
+        )
+        write("timings: " + ", ".join(f"{name} {value}" for name, value in timings.items()))
     for t in summary["tier4"]:
         terminalreporter.section("tier4: copier update from the previous release", sep="-")
         write(
