@@ -159,13 +159,17 @@ class ComposeStack:
         for service in self.order():
             if services is not None and service not in services:
                 continue
+            waited = time.monotonic()
             for dependency, condition in self.conditions(service).items():
                 self.wait_for(dependency, condition)
             started = time.monotonic()
             self.compose_cmd("up", "--detach", "--no-deps", service)
             self.events.append((time.time(), f"started {service}"))
             self.started.append(service)
-            self.log(f"{self.name}: up {service} ({time.monotonic() - started:.1f} s)")
+            self.log(
+                f"{self.name}: up {service} ({time.monotonic() - started:.1f} s, after "
+                f"{started - waited:.1f} s waiting for its dependencies)"
+            )
 
     def wait_for(self, service: str, condition: str, timeout: float = 120) -> None:
         containers = self.containers(service)
