@@ -10,6 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send
+from .observability.logs import get_logger
+
+logger = get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises (any exception) when the dependency it checks is not usable."""
@@ -33,7 +36,21 @@ class Lifecycle:
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         self._checks[name] = check
 
-    def mark_started(self) -> None:
+    async def start(self) -> None:
+        """Mark the application started, after one round of the readiness checks.
+
+        Called at the end of the application's startup, before the server listens. The round
+        opens a connection to each dependency then rather than on the first request: a balancer
+        may send traffic to a new replica before its first check (HAProxy before 3.1 does, for a
+        server it finds through DNS), and a first connection made under load can outlast the
+        store's timeout. A failed check does not stop the start: it is logged, and readiness
+        keeps reporting it until the dependency answers.
+        """
+        for result in await self.run_checks():
+            if not result.ok:
+                logger.warning(
+                    "dependency unavailable at start", check=result.name, error=result.detail
+                )
         self.started = True
 
     def begin_drain(self) -> None:
