@@ -13,6 +13,16 @@ The Compose file is written for Docker Compose v2 and is used unchanged. Where p
   podman-compose: an override file passed with a second ``-f`` gives the same secret as a file.
   The same override adds the test's own settings (the demo login, one-second job ticks),
   as the cluster suite gives its replicas.
+- name resolution: aardvark-dns 1.4 (Debian 12's podman network DNS) tears its sockets down and
+  binds them again on every SIGHUP, which netavark sends whenever a container joins or leaves
+  the network; a query that arrives meanwhile is lost and glibc retries only after 5 s, longer
+  than the service's store and storage timeouts (measured here: 19 of 922,000 lookups stalled
+  5 s, 4 of them failed, while 40 containers started beside them; the upstream fix is
+  aardvark-dns 1.11). Docker's embedded DNS keeps its socket. So the harness gives every
+  single-instance service a fixed address on the project network and every container a hosts
+  entry for each of them, under the service's own name: the Compose file's names are still
+  what the containers use, and only the balancer's discovery of the replicas (HAProxy's own
+  resolver, which retries every second) goes through aardvark-dns.
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ class ComposeStack:
         self.log = log
         self.compose = yaml.safe_load((project / "compose.yaml").read_text(encoding="utf-8"))
         self.override_path = project.parent / f"{name}-override.yaml"
+        self.subnet: str | None = None
+        self.addresses: dict[str, str] = {}
         self.write_override(override)
         self.started: list[str] = []
         self.events: list[tuple[float, str]] = []
@@ -68,7 +80,49 @@ class ComposeStack:
         for name, service in self.compose["services"].items():
             if "replicas" in (service.get("deploy") or {}):
                 services.setdefault(name, {}).setdefault("deploy", {})["mode"] = "replicated"
+        self.add_fixed_addresses(override)
         self.override_path.write_text(yaml.safe_dump(override), encoding="utf-8")
+
+    def add_fixed_addresses(self, override: dict[str, Any]) -> None:
+        """A subnet of its own for the project network, a fixed address for each
+        single-instance service and a hosts entry for each of them in every container (see the
+        module docstring: name resolution). Replicas take addresses from the upper half."""
+        if self.subnet is None:
+            self.subnet = self.free_subnet()
+        prefix = self.subnet.rsplit(".", 1)[0]
+        singles = [
+            name
+            for name, service in sorted(self.compose["services"].items())
+            if "replicas" not in (service.get("deploy") or {})
+        ]
+        assert len(singles) < 50, "more single-instance services than fixed addresses"
+        addresses = {name: f"{prefix}.{10 + index}" for index, name in enumerate(singles)}
+        self.addresses = dict(addresses)
+        hosts = [f"{name}:{address}" for name, address in addresses.items()]
+        services = override["services"]
+        for name in self.compose["services"]:
+            service = services.setdefault(name, {})
+            service["extra_hosts"] = hosts
+            if name in addresses:
+                service["networks"] = {"default": {"ipv4_address": addresses[name]}}
+        network = {
+            "subnet": f"{self.subnet}/24",
+            "gateway": f"{prefix}.1",
+            "ip_range": f"{prefix}.128/25",
+        }
+        override.setdefault("networks", {})["default"] = {"ipam": {"config": [network]}}
+
+    def free_subnet(self) -> str:
+        """A 10.123.N.0/24 no podman network of this store uses."""
+        names = self.podman("network", "ls", "--format", "{{.Name}}").stdout.split()
+        used = set()
+        for name in names:
+            for network in json.loads(self.podman("network", "inspect", name).stdout):
+                used |= {s.get("subnet", "") for s in network.get("subnets") or []}
+        for third in range(1, 255):
+            if f"10.123.{third}.0/24" not in used:
+                return f"10.123.{third}.0"
+        raise AssertionError("no free 10.123.N.0/24 subnet for the project network")
 
     # --- podman-compose and podman ------------------------------------------------------------
 
@@ -177,11 +231,11 @@ class ComposeStack:
         deadline = time.monotonic() + timeout
         if condition == "service_completed_successfully":
             for container in containers:
-                code = self.podman("wait", container, timeout=timeout).stdout.strip()
+                code = self.exit_code(container, deadline)
                 if code != "0":
                     logs = self.podman("logs", container, check=False)
                     raise AssertionError(
-                        f"one-shot {container} exited {code}:\n{logs.stdout[-3000:]}"
+                        f"one-shot {container}: exit code {code}:\n{logs.stdout[-3000:]}"
                         f"{logs.stderr[-3000:]}"
                     )
             return
@@ -200,6 +254,17 @@ class ComposeStack:
                     )
                 if pending:
                     time.sleep(0.5)
+
+    def exit_code(self, container: str, deadline: float) -> str:
+        """The container's exit code once it has exited. Polled: podman 4.3's ``wait`` answered
+        20 s late for a container that had already exited (measured on both one-shots)."""
+        while True:
+            state = self.inspect(container)["State"]
+            if state["Status"] in ("exited", "stopped"):
+                return str(state["ExitCode"])
+            if time.monotonic() > deadline:
+                return f"nothing: still {state['Status']}"
+            time.sleep(0.2)
 
     def wait_healthy(self, container: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -228,6 +293,56 @@ class ComposeStack:
             output = self.podman("logs", "--tail", str(lines), container, check=False, timeout=60)
             print(f"--- {container}: last {lines} lines ---")
             print((output.stdout + output.stderr).rstrip()[-6000:])
+
+    # --- containers recreated by the checks ---------------------------------------------------
+
+    def recreate(self, container: str, replace: dict[str, str] | None = None) -> None:
+        """Remove the container and create it again from podman's record of its create
+        command (the settings podman-compose gave it), with the given text replaced in its
+        arguments and every hosts entry at the services' current addresses; then start it."""
+        command = json.loads(
+            self.podman("inspect", "--format", "{{json .Config.CreateCommand}}", container).stdout
+        )
+        verb = next(i for i, arg in enumerate(command) if arg in ("run", "create"))
+        args = [arg for arg in command[verb + 1 :] if arg not in ("-d", "--detach")]
+        for old, new in (replace or {}).items():
+            assert any(old in arg for arg in args), f"no {old!r} in {container}'s create command"
+            args = [arg.replace(old, new) for arg in args]
+        # podman-compose passes each entry as ``--add-host NAME:ADDRESS``.
+        for index, arg in enumerate(args[1:], start=1):
+            name = arg.partition(":")[0]
+            if args[index - 1] == "--add-host" and name in self.addresses:
+                args[index] = f"{name}:{self.addresses[name]}"
+        self.podman("rm", "--force", "--time", "30", container, timeout=60)
+        self.podman("create", *args)
+        self.podman("start", container)
+
+    def move(self, service: str) -> str:
+        """The single-instance service's (stopped) container created again at another
+        address, and the name pointed there in every running container: what a restarted
+        container or pod looks like to its clients (a new IP behind the same name)."""
+        (container,) = self.containers(service)
+        old = self.addresses[service]
+        prefix, _, last = old.rpartition(".")
+        used = {int(a.rpartition(".")[2]) for a in self.addresses.values()}
+        new = f"{prefix}.{next(n for n in range(int(last) + 1, 128) if n not in used)}"
+        self.addresses[service] = new
+        self.recreate(container, {f"ip={old}": f"ip={new}"})
+        # The hosts file podman bind-mounts into each container, written in place from the
+        # host (the containers' own root filesystems are read-only).
+        for other in self.containers(all_states=False):
+            if other == container:
+                continue
+            hosts = Path(self.inspect(other)["HostsPath"])
+            lines = hosts.read_text(encoding="utf-8").splitlines()
+            moved = [
+                f"{new}\t{service}" if line.split()[1:] == [service] else line for line in lines
+            ]
+            assert moved != lines, f"{other} has no hosts entry for {service}"
+            with hosts.open("r+", encoding="utf-8") as file:
+                file.write("\n".join(moved) + "\n")
+                file.truncate()
+        return new
 
     # --- down ---------------------------------------------------------------------------------
 
