@@ -17,12 +17,12 @@ The Compose file is written for Docker Compose v2 and is used unchanged. Where p
   binds them again on every SIGHUP, which netavark sends whenever a container joins or leaves
   the network; a query that arrives meanwhile is lost and glibc retries only after 5 s, longer
   than the service's store and storage timeouts (measured here: 19 of 922,000 lookups stalled
-  5 s, 4 of them failed, while 40 containers started beside them; the upstream fix is
-  aardvark-dns 1.11). Docker's embedded DNS keeps its socket. So the harness gives every
-  single-instance service a fixed address on the project network and every container a hosts
-  entry for each of them, under the service's own name: the Compose file's names are still
-  what the containers use, and only the balancer's discovery of the replicas (HAProxy's own
-  resolver, which retries every second) goes through aardvark-dns.
+  5 s, 4 of them failed, while 40 containers started beside them; later aardvark-dns
+  releases keep their sockets across a reload). Docker's embedded DNS keeps its socket. So
+  the harness gives every single-instance service a fixed address on the project network and
+  every container a hosts entry for each of them, under the service's own name: the Compose
+  file's names are still what the containers use, and only the balancer's discovery of the
+  replicas (HAProxy's own resolver, which retries every second) goes through aardvark-dns.
 """
 
 from __future__ import annotations
