@@ -145,7 +145,9 @@ class Settings(EnvironmentSettings):
     app_env: Literal["development", "production"] = "development"
     service_name: str = SERVICE_NAME
 
-    # HTTP server (uvicorn). One process per container: scale with replicas, not workers.
+    # HTTP server (uvicorn). Processes per container: 1 suits most services (scale with replicas);
+    # more share the container's ports, one core each (docs: http-server, processes per container).
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # The internal port: /metrics and the /jobs admin routes, for the cluster only (never routed
@@ -236,10 +238,12 @@ class Settings(EnvironmentSettings):
         return self.app_env == "production"
 
     def problems(self) -> list[str]:
-        """What makes these settings unsafe to start with (production only), one per variable."""
+        """What makes these settings unsafe to start with, one per variable: the processes'
+        shared state in any profile, the rest in production only."""
+        problems = self.process_problems()
         if not self.is_production:
-            return []
-        problems = secret_problems(self)
+            return problems
+        problems += secret_problems(self)
         if self.secret_key is None:
             problems.append(
                 "SECRET_KEY is required when APP_ENV=production (env var or secret file)"
@@ -260,6 +264,16 @@ class Settings(EnvironmentSettings):
         if self.log_format != "json":
             problems.append("LOG_FORMAT must be json when APP_ENV=production")
         return problems
+
+    def process_problems(self) -> list[str]:
+        """Several processes in one container share nothing in memory: refuse state that would
+        be each process's own (the in-process store holds sessions, cache and job locks)."""
+        if self.web_concurrency == 1 or not self.store_url_value.startswith("memory://"):
+            return []
+        return [
+            f"WEB_CONCURRENCY={self.web_concurrency} needs STORE_URL: the in-process store "
+            "(memory://) would give each process its own sessions, cache and job locks"
+        ]
 
     @property
     def store_url_value(self) -> str:

@@ -52,6 +52,7 @@ RELOADS = Counter(
 LOADED_AT = Gauge(
     "feature_flags_loaded_timestamp_seconds",
     "Modification time of the feature flag file whose flags are in use",
+    multiprocess_mode="livemin",  # several server processes: the oldest file still in use
 )
 
 # One OpenFeature domain per FeatureFlags, so two services built in one process (the tests'

@@ -60,7 +60,10 @@ DURATION = Histogram(
 )
 RETRIES = Counter("outbound_retries_total", "Attempts repeated after a failure", ["upstream"])
 CIRCUIT_OPEN = Gauge(
-    "outbound_circuit_open", "1 while the upstream's circuit breaker is open", ["upstream"]
+    "outbound_circuit_open",
+    "1 while the upstream's circuit breaker is open (in any server process)",
+    ["upstream"],
+    multiprocess_mode="livemax",
 )
 
 HeaderSource = Callable[[dict[str, str]], None]

@@ -27,6 +27,7 @@ import importlib.util
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import h11
@@ -117,11 +118,23 @@ def http_protocol(parser: str) -> type[asyncio.Protocol]:
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        lifecycle: Lifecycle,
+        drain_seconds: float,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
         self.drain_seconds = drain_seconds
+        self.on_started = on_started
         self._drain_timer: threading.Timer | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()  # the application started and the sockets are served
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the signal handler: only set flags and start a timer here.
@@ -146,12 +159,17 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> DrainingServer:
+def build_server(
+    settings: Settings,
+    app: object,
+    lifecycle: Lifecycle,
+    on_started: Callable[[], None] | None = None,
+) -> DrainingServer:
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
-        workers=1,  # one process per container; replicas are the unit of scale
+        workers=1,  # this process; several (WEB_CONCURRENCY) are started by ``processes``
         lifespan="on",
         log_config=None,  # logging is configured by observability.logs
         access_log=False,  # the access log middleware writes it, with the request ID
@@ -167,7 +185,7 @@ def build_server(settings: Settings, app: object, lifecycle: Lifecycle) -> Drain
         # Read by both parsers (see BoundedHttpToolsProtocol): the most a request head may take.
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
     )
-    return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds)
+    return DrainingServer(config, lifecycle, settings.shutdown_drain_seconds, on_started)
 
 
 def listen(settings: Settings) -> list[socket.socket]:

@@ -1,11 +1,18 @@
-"""``serve`` (the default): the HTTP service on HOST:PORT, metrics and admin on HOST:ADMIN_PORT."""
+"""``serve`` (the default): the HTTP service on HOST:PORT, metrics and admin on HOST:ADMIN_PORT.
+
+``WEB_CONCURRENCY`` processes serve the two ports (default 1: this process). With more, this
+process only supervises them (``processes``).
+"""
 
 import argparse
+import functools
 from collections.abc import Callable
+from socket import socket
 
 from ..config import ConfigError, Settings
 from ..lifecycle import Lifecycle
 from ..observability.logs import get_logger
+from ..processes import supervise
 from ..server import build_server, listen
 from . import refuse_to_start, start
 
@@ -23,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(app_factory: AppFactory | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; the exit code. ``app_factory`` builds the ASGI application
+    (default: ``web.app.create_app``); with several processes it must be picklable (a
+    module-level function), as each process builds its own."""
     try:
         settings = start()
     except ConfigError as exc:
@@ -34,16 +44,8 @@ def serve(app_factory: AppFactory | None = None) -> int:
             app_env=settings.app_env,
             in_process_store=settings.store_url is None,
         )
-    if app_factory is None:
-        from ..web.app import create_app
-
-        app_factory = create_app
-    lifecycle = Lifecycle(readiness_timeout=settings.readiness_timeout_seconds)
-    try:
-        app = app_factory(settings, lifecycle)
-    except ConfigError as exc:
-        return refuse_to_start(exc)
-    server = build_server(settings, app, lifecycle)
+    if settings.web_concurrency == 1:
+        return serve_in_this_process(settings, app_factory)
     try:
         sockets = listen(settings)
     except OSError as exc:
@@ -54,7 +56,52 @@ def serve(app_factory: AppFactory | None = None) -> int:
         host=settings.host,
         port=settings.port,
         admin_port=settings.admin_port,
+        processes=settings.web_concurrency,
     )
+    target = functools.partial(serve_process, app_factory)
+    return supervise(settings.web_concurrency, target, sockets)
+
+
+def serve_process(
+    app_factory: AppFactory | None, sockets: list[socket], on_started: Callable[[], None]
+) -> int:
+    """One of several server processes: its own settings, logging and application."""
+    try:
+        settings = start()
+    except ConfigError as exc:
+        return refuse_to_start(exc)
+    return serve_in_this_process(settings, app_factory, sockets, on_started)
+
+
+def serve_in_this_process(
+    settings: Settings,
+    app_factory: AppFactory | None,
+    sockets: list[socket] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> int:
+    logger = get_logger(__name__)
+    if app_factory is None:
+        from ..web.app import create_app
+
+        app_factory = create_app
+    lifecycle = Lifecycle(readiness_timeout=settings.readiness_timeout_seconds)
+    try:
+        app = app_factory(settings, lifecycle)
+    except ConfigError as exc:
+        return refuse_to_start(exc)
+    server = build_server(settings, app, lifecycle, on_started)
+    if sockets is None:
+        try:
+            sockets = listen(settings)
+        except OSError as exc:
+            logger.error("cannot listen", host=settings.host, error=str(exc))
+            return 1
+        logger.info(
+            "starting http server",
+            host=settings.host,
+            port=settings.port,
+            admin_port=settings.admin_port,
+        )
     server.run(sockets=sockets)
     logger.info("stopped")
     return 0

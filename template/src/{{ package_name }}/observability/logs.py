@@ -17,6 +17,8 @@ What a line costs is paid on every request of every replica, so the path is kept
   drop lines). The queue is flushed when the process exits, SIGTERM included (the server exits
   through its normal shutdown), so no line that was logged is lost. A forked child (a Celery
   pool process) writes each line itself: the thread does not survive a fork.
+- Writes are at most PIPE_BUF bytes (``pipe_chunks``), so lines of several server processes
+  sharing one stdout (WEB_CONCURRENCY) never interleave within a line.
 - The access line, written once per request, skips the processor chain: ``log_request`` builds
   the same keys in the same order as the chain would (a test compares the two) and queues it.
 """
@@ -27,9 +29,11 @@ import logging
 import operator
 import os
 import queue
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 import structlog
@@ -110,7 +114,8 @@ class LineWriter:
                     break
             lines = [item for item in batch if isinstance(item, tuple)]
             for stream, group in itertools.groupby(lines, key=operator.itemgetter(0)):
-                self._write(stream, "\n".join(line for _, line in group) + "\n")
+                for chunk in pipe_chunks(line for _, line in group):
+                    self._write(stream, chunk)
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
@@ -124,6 +129,23 @@ class LineWriter:
             stream.flush()
         except (OSError, ValueError):  # stdout closed or gone: nowhere left to report it
             return
+
+
+def pipe_chunks(lines: Iterable[str], limit: int = select.PIPE_BUF) -> Iterator[str]:
+    """The lines, newline-terminated, joined into writes of at most ``limit`` bytes (a longer
+    line alone). A pipe takes a write of up to PIPE_BUF bytes whole, so the server processes of
+    one container (WEB_CONCURRENCY), which share stdout, never split each other's lines."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        length = (len(line) if line.isascii() else len(line.encode())) + 1
+        if chunk and size + length > limit:
+            yield "\n".join(chunk) + "\n"
+            chunk, size = [], 0
+        chunk.append(line)
+        size += length
+    if chunk:
+        yield "\n".join(chunk) + "\n"
 
 
 _writer: LineWriter | None = None

@@ -5,16 +5,30 @@ bounded; unmatched paths share one label, and so do methods outside the standard
 (``OTHER``); the status comes from the application, never from the client. Routes the framework
 adds itself (``/docs``, ``/openapi.json``) carry no route object in the scope, only their
 endpoint: they are labelled with the path of the route that owns that endpoint. Probe and
-metrics requests are not counted: they would drown the real traffic. One server process per
-container keeps the numbers consistent between scrapes (no per-worker counters jumping around).
+metrics requests are not counted: they would drown the real traffic.
+
+With several server processes per container (WEB_CONCURRENCY), a scrape reaches one of them, so
+each process keeps its samples in files under ``PROMETHEUS_MULTIPROC_DIR`` (the supervisor sets
+it before the processes start) and ``/metrics`` reports the sum over every process, those that
+ended included (counters never go back). Gauges declare how processes combine: requests in
+progress add up over the live processes.
 """
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +55,14 @@ DURATION = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-IN_PROGRESS = Gauge("http_requests_in_progress", "HTTP requests being handled.", ["method"])
+IN_PROGRESS = Gauge(
+    "http_requests_in_progress",
+    "HTTP requests being handled.",
+    ["method"],
+    multiprocess_mode="livesum",
+)
+# Read by prometheus_client when it is imported: set, every metric lives in a file there.
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def endpoint_route(scope: Scope) -> str | None:
@@ -57,7 +78,12 @@ def endpoint_route(scope: Scope) -> str | None:
 
 
 def render_latest() -> tuple[bytes, str]:
-    """The exposition body and its content type."""
+    """The exposition body and its content type: this process's metrics, or with several
+    server processes the sum over all of them."""
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return _generate_latest(registry), CONTENT_TYPE_LATEST
     return _generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
