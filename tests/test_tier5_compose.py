@@ -71,6 +71,9 @@ PROJECTS: dict[str, dict[str, Any]] = {
 # The full checks run on the first project; the others: it serves, sessions and files across
 # replicas, the one-shots ran once, a tick ran once, down leaves nothing.
 FULL = "redis-postgresql-s3"
+# Variables of the environment `compose up` reads, per project: this one runs its replicas with
+# several server processes each, and its replicas are also restarted one by one under load.
+STACK_ENV: dict[str, dict[str, str]] = {"valkey-gcs-celery": {"WEB_CONCURRENCY": "2"}}
 DEMO_PASSWORD = secrets.token_urlsafe(24)
 JOB = "rollup_events"
 LOAD_RATE = 40.0
@@ -102,6 +105,7 @@ class StackReport:
     store_addresses: list[str] = field(default_factory=list)
     login_recovery_seconds: float = -1.0
     errors_after_readiness: int = -1
+    server_processes: list[int] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +408,24 @@ def check_rolling_restart(stack: ComposeStack, client: Client, report: StackRepo
         report.failures.append(f"exit codes on SIGTERM: {codes}")
 
 
+SERVER_PROCESSES = """
+import pathlib
+supervisor = pathlib.Path("/proc/1/cmdline").read_bytes()
+children = pathlib.Path("/proc/1/task/1/children").read_text().split()
+servers = [c for c in children if b"spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_bytes()]
+print(len(servers) if b"serve" in supervisor else -1)
+"""
+
+
+def check_server_processes(stack: ComposeStack, report: StackReport) -> None:
+    """How many server processes each replica's supervisor (PID 1, the container's command)
+    runs: -1 when PID 1 is not the service."""
+    report.server_processes = [
+        int(stack.exec_python(container, SERVER_PROCESSES).strip())
+        for container in stack.containers("app")
+    ]
+
+
 def check_store_outage(stack: ComposeStack, report: StackReport) -> None:
     apps = stack.containers("app")
     started_at = [stack.inspect(c)["State"]["StartedAt"] for c in apps]
@@ -470,7 +492,7 @@ def run_stack(
     secret_file = tmp_path / "secret_key"
     secret_file.write_text(secrets.token_urlsafe(48))
     compose_name = "t5" + name.replace("-", "")
-    stack = ComposeStack(podman, project, compose_name, {}, publish_env())
+    stack = ComposeStack(podman, project, compose_name, {}, publish_env() | STACK_ENV.get(name, {}))
     stack.write_override(override_for(secret_file, stack.compose["services"]))
     client = Client(f"http://127.0.0.1:{stack.env['HTTP_PORT']}")
     up_started = time.perf_counter()
@@ -485,6 +507,9 @@ def run_stack(
         if answers["scheduler"] in ("inprocess", "celery"):
             service = "app" if answers["scheduler"] == "inprocess" else "worker"
             check_ticks(stack, service, report, want=8 if full else 3)
+        if name in STACK_ENV:
+            check_server_processes(stack, report)
+            check_rolling_restart(stack, client, report)
         if full:
             report.timings["venv_mb"] = int(
                 podman(
@@ -572,6 +597,11 @@ def test_compose_stack_passes_the_cluster_checks(
     assert all(n == 1 for n in report.one_shot_runs.values()), report.one_shot_runs
     assert report.restarted == [], f"restarted by podman (crashed): {report.restarted}"
     assert report.leftovers == [], f"down left behind: {report.leftovers}"
+    if name in STACK_ENV:
+        want = int(STACK_ENV[name]["WEB_CONCURRENCY"])
+        assert report.server_processes == [want] * 3, report.server_processes
+        assert report.requests_sent > 0 and report.requests_failed == 0, report.failures
+        assert report.restarts == 3 and report.restart_errors == 0, report.failures
     if name == FULL:
         assert report.ticks >= 8
         assert report.requests_sent > 0 and report.requests_failed == 0, report.failures
