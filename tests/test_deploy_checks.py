@@ -39,6 +39,7 @@ from deploy_checks import (
     validate_manifest,
     wording_problems,
 )
+from deploy_checks.chart import chart_process_budget_problems, process_budget
 
 pytestmark = [pytest.mark.tier1, pytest.mark.fast]
 
@@ -206,8 +207,8 @@ def test_cached_validation_agrees_with_kubernetes_validate(manifests) -> None:
 
 
 def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_path) -> None:
-    """A template that ignores the shutdown budget, and a value the README does not document
-    (one check_chart run for both: it renders every value set)."""
+    """Templates that ignore the shutdown and process budgets, and a value the README does not
+    document (one check_chart run for all: it renders every value set)."""
     assert artifacts.chart
     chart = tmp_path / artifacts.chart.name
     shutil.copytree(artifacts.chart, chart)
@@ -215,6 +216,8 @@ def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_
     configmap.write_text(
         configmap.read_text().replace('{{- include "app.checkShutdownBudget" . }}\n', "")
     )
+    budget = chart / "templates/process-budget.yaml"
+    budget.write_text(budget.read_text().replace('{{- include "app.checkProcessBudget" . }}', ""))
     values = chart / "values.yaml"
     values.write_text(values.read_text() + "undocumentedKnob: 1\n")
     schema = chart / "values.schema.json"
@@ -223,6 +226,7 @@ def test_chart_defects_are_reported(artifacts: Artifacts, routes: set[str], tmp_
     )
     problems = "\n".join(check_chart(str(chart), sorted(routes))["problems"])
     assert "values grace-below-budget render, but the chart must refuse them" in problems
+    assert "values processes-above-cpu render, but the chart must refuse them" in problems
     assert "does not document values ['undocumentedKnob']" in problems
 
 
@@ -241,6 +245,73 @@ def test_connection_budget_fits_by_default_and_is_enforced(artifacts: Artifacts,
     budget.write_text(budget.read_text().replace(include, ""))
     problems = chart_connection_budget_problems(chart)
     assert any("render: must be refused" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("label", "one", "two", "arithmetic"),
+    [
+        # 13 pods x 1 or 2 processes x (3 + 1), + 2 (migration).
+        ("default", 54, 106, "locks (13 pods x 2 processes + 0 job pods) x 0 = 0"),
+        # + (13 pods x 1 or 2 processes + 1 CronJob) x 3 (PostgreSQL job locks).
+        ("memcached", 96, 187, "locks (13 pods x 2 processes + 1 job pods) x 3 = 81"),
+    ],
+)
+def test_connection_budget_counts_every_process(
+    projects: Projects, label: str, one: int, two: int, arithmetic: str
+) -> None:
+    """Each server process has its own pool and job-lock connections: WEB_CONCURRENCY=2 doubles
+    the app and lock terms (not the CronJobs' or the migration's), in the independent arithmetic
+    and in the chart's own refusal."""
+    chart = next(projects[label].glob("deploy/helm/*"))
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    doubled = copy.deepcopy(values)
+    doubled["config"]["WEB_CONCURRENCY"] = "2"
+    assert (connection_budget(values)[0], connection_budget(doubled)[0]) == (one, two)
+    fixed = 2 + len(values.get("cronJobs") or {}) * values["database"].get(
+        "lockConnectionsPerProcess", 0
+    )
+    assert two - fixed == 2 * (one - fixed)
+    with pytest.raises(Exception, match="database connection budget") as refused:
+        render_chart(
+            chart, {"config": {"WEB_CONCURRENCY": "2"}, "resources": {"limits": {"cpu": "2"}}}
+        )
+    assert f"{two} connections > database.maxConnections" in str(refused.value)
+    assert "x 2 processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = 4) = 104" in str(refused.value)
+    assert arithmetic in str(refused.value)
+
+
+def test_process_budget_fits_by_default_and_is_enforced(artifacts: Artifacts, tmp_path) -> None:
+    """One process fits the default limits and two fit a core each; without the chart's check,
+    more processes than the limits hold would render, and both checks report it: the budget's
+    own (with the arithmetic) and check_chart's refused value sets."""
+    assert artifacts.chart
+    chart = tmp_path / artifacts.chart.name
+    shutil.copytree(artifacts.chart, chart)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    assert (values["config"]["WEB_CONCURRENCY"], values["memoryPerProcess"]) == ("1", "160Mi")
+    assert process_budget(values) == []
+    assert chart_process_budget_problems(chart) == []
+    over = copy.deepcopy(values)
+    over["config"]["WEB_CONCURRENCY"] = "4"
+    over["resources"]["limits"] = {"cpu": "3500m", "memory": "0.5Gi"}
+    assert process_budget(over) == [
+        "resources.limits.cpu 3500m = 3500m < config.WEB_CONCURRENCY 4 processes x 1000m",
+        "resources.limits.memory 0.5Gi (536870912 bytes) < (config.WEB_CONCURRENCY 4 processes"
+        " + 1 supervisor) x memoryPerProcess 160Mi = 800Mi (838860800 bytes)",
+    ]
+    one = copy.deepcopy(values)
+    one["resources"]["limits"] = {"cpu": "250m", "memory": "128Mi"}  # one process: no supervisor
+    assert process_budget(one) == [
+        "resources.limits.memory 128Mi (134217728 bytes) < config.WEB_CONCURRENCY 1 process"
+        " x memoryPerProcess 160Mi = 160Mi (167772160 bytes)"
+    ]
+    budget = chart / "templates/process-budget.yaml"
+    include = '{{- include "app.checkProcessBudget" . }}'
+    assert include in budget.read_text()
+    budget.write_text(budget.read_text().replace(include, ""))
+    problems = chart_process_budget_problems(chart)
+    assert any("processes-above-cpu" in p and "must be refused" in p for p in problems), problems
+    assert any("processes-above-memory" in p and "must be refused" in p for p in problems)
 
 
 def test_memcached_store_without_a_bound_or_with_eviction_is_reported() -> None:

@@ -64,6 +64,15 @@ _FLAGS = json.dumps(
     }
 )
 VALUE_SETS["feature-flags"] = {"featureFlags": _FLAGS}
+# Two server processes per pod: a core each, and (2 + 1 supervisor) x memoryPerProcess 160Mi =
+# 480Mi, fit the limits; fewer replicas keep the doubled database pools (and job locks) inside
+# the connection budget.
+_TWO_PROCESSES = {
+    "config": {"WEB_CONCURRENCY": "2"},
+    "resources": {"limits": {"cpu": "2", "memory": "512Mi"}},
+    "autoscaling": {"maxReplicas": 4},
+}
+VALUE_SETS["two-processes"] = _TWO_PROCESSES
 # Value sets the chart must refuse, and a text the refusal must contain.
 REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "grace-below-budget": ({"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds"),
@@ -77,6 +86,32 @@ REFUSED_VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "non-string-setting": ({"config": {"PORT": 8000}}, "PORT"),
     "feature-flags-not-json": ({"featureFlags": "{not json"}, "featureFlags"),
     "feature-flags-without-flags": ({"featureFlags": '{"greeting": {}}'}, "featureFlags"),
+    # Process budget (templates/process-budget.yaml): a core (from two processes on) and
+    # memoryPerProcess per process, plus one memoryPerProcess for the supervisor of two or more.
+    "processes-above-cpu": (
+        {**_TWO_PROCESSES, "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}},
+        "resources.limits.cpu 1 = 1000m < config.WEB_CONCURRENCY 2 processes x 1000m",
+    ),
+    "processes-above-memory": (
+        {
+            "config": {"WEB_CONCURRENCY": "4"},
+            "resources": {"limits": {"cpu": "4", "memory": "512Mi"}},
+            "autoscaling": {"enabled": False},
+            "replicaCount": 2,
+        },
+        "resources.limits.memory 512Mi (536870912 bytes) < (config.WEB_CONCURRENCY 4 processes"
+        " + 1 supervisor) x memoryPerProcess 160Mi = 800Mi",
+    ),
+    "one-process-above-memory": (
+        {"resources": {"limits": {"memory": "128Mi"}}},
+        "resources.limits.memory 128Mi (134217728 bytes) < config.WEB_CONCURRENCY 1 process",
+    ),
+    "no-processes": ({"config": {"WEB_CONCURRENCY": "0"}}, "WEB_CONCURRENCY"),
+    "more-processes-than-the-service-runs": (
+        {"config": {"WEB_CONCURRENCY": "65"}},
+        "WEB_CONCURRENCY",
+    ),
+    "memory-per-process-not-a-quantity": ({"memoryPerProcess": "160MB"}, "memoryPerProcess"),
 }
 
 # Storage value sets, by the kind of chart (storage_provider=local has `sharedStorage`; the
@@ -576,8 +611,10 @@ def connection_budget(values: Mapping[str, Any]) -> tuple[int, int]:
     surge = str(values.get("rollingUpdate", {}).get("maxSurge", "25%"))
     surge_pods = -(-replicas * int(surge[:-1]) // 100) if surge.endswith("%") else int(surge)
     pods = replicas + surge_pods
-    app = pods * (int(config.get("DB_POOL_SIZE", 5)) + int(config.get("DB_MAX_OVERFLOW", 5)))
-    locks = (pods + len(values.get("cronJobs") or {})) * int(
+    # Every server process of a web pod has its own pool and job-lock connections.
+    processes = pods * int(config.get("WEB_CONCURRENCY", 1))
+    app = processes * (int(config.get("DB_POOL_SIZE", 5)) + int(config.get("DB_MAX_OVERFLOW", 5)))
+    locks = (processes + len(values.get("cronJobs") or {})) * int(
         database.get("lockConnectionsPerProcess", 0)
     )
     migration = 2 if values.get("migration", {}).get("enabled") else 0
@@ -609,6 +646,114 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
         problems.append(
             f"values with {over_total} database connections > {limit} render: must be refused"
         )
+    # Two processes per pod (within the process budget): twice the pools and the job locks.
+    doubled = {"config": {"WEB_CONCURRENCY": "2"}, "resources": {"limits": {"cpu": "2"}}}
+    doubled_total, _ = connection_budget(_merge(values, doubled))
+    if doubled_total <= limit:
+        problems.append(f"two processes per pod fit the default budget ({doubled_total})")
+    try:
+        render_chart(chart, doubled)
+    except Exception as error:
+        expected = f"{doubled_total} connections > database.maxConnections"
+        if expected not in str(error) or "x 2 processes x" not in str(error):
+            problems.append(f"two processes per pod refused without their arithmetic: {error}")
+    else:
+        problems.append(
+            f"two processes per pod ({doubled_total} database connections > {limit}) render: "
+            "must be refused"
+        )
+    return problems
+
+
+_MEMORY_UNITS = {
+    **{unit: 1024**power for power, unit in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
+    **{unit: 1000**power for power, unit in enumerate(("k", "M", "G", "T", "P", "E"), 1)},
+    "K": 1000,
+}
+
+
+def cpu_millicores(quantity: Any) -> int:
+    """A Kubernetes CPU quantity in millicores: "2" or 2 -> 2000, 1.5 -> 1500, "500m" -> 500."""
+    text = str(quantity).strip()
+    if text.endswith("m"):
+        return round(float(text[:-1]))
+    return round(float(text) * 1000)
+
+
+def memory_bytes(quantity: Any) -> int:
+    """A Kubernetes memory quantity in bytes: "512Mi", "1G", "1.5Gi", "536870912"."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", str(quantity).strip())
+    if not match or match.group(2) not in {"", *_MEMORY_UNITS}:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return round(float(match.group(1)) * _MEMORY_UNITS.get(match.group(2), 1))
+
+
+def _binary(size: int) -> str:
+    """Bytes in the largest binary unit that divides them (671088640 -> 640Mi), else bytes."""
+    for unit in ("Ti", "Gi", "Mi", "Ki"):
+        if size and size % _MEMORY_UNITS[unit] == 0:
+            return f"{size // _MEMORY_UNITS[unit]}{unit}"
+    return str(size)
+
+
+def process_budget(values: Mapping[str, Any]) -> list[str]:
+    """What the web container's limits cannot hold of its server processes, computed here
+    independently of the chart (templates/process-budget.yaml): from two processes on a core
+    each; memoryPerProcess each, and one more for the supervisor from two processes on. Empty
+    when the limits hold them."""
+    processes = int(values.get("config", {}).get("WEB_CONCURRENCY", 1))
+    limits = (values.get("resources") or {}).get("limits") or {}
+    over = []
+    if processes > 1 and limits.get("cpu") and cpu_millicores(limits["cpu"]) < processes * 1000:
+        over.append(
+            f"resources.limits.cpu {limits['cpu']} = {cpu_millicores(limits['cpu'])}m < "
+            f"config.WEB_CONCURRENCY {processes} processes x 1000m"
+        )
+    per_process = values.get("memoryPerProcess") or "160Mi"
+    memories = processes + 1 if processes > 1 else 1
+    needed = memories * memory_bytes(per_process)
+    counted = (
+        f"(config.WEB_CONCURRENCY {processes} processes + 1 supervisor)"
+        if processes > 1
+        else "config.WEB_CONCURRENCY 1 process"
+    )
+    if limits.get("memory") and memory_bytes(limits["memory"]) < needed:
+        over.append(
+            f"resources.limits.memory {limits['memory']} ({memory_bytes(limits['memory'])} bytes)"
+            f" < {counted} x memoryPerProcess {per_process}"
+            f" = {_binary(needed)} ({needed} bytes)"
+        )
+    return over
+
+
+def chart_process_budget_problems(chart: Path) -> list[str]:
+    """The defaults fit the web container's limits, two processes with a core each render, and
+    more processes than the limits hold are refused with the arithmetic in the message."""
+    values = read_yaml(chart / "values.yaml")
+    if "WEB_CONCURRENCY" not in values.get("config", {}) or "memoryPerProcess" not in values:
+        return ["the chart declares no config.WEB_CONCURRENCY and memoryPerProcess"]
+    problems = [f"default values: {over}" for over in process_budget(values)]
+    if process_budget(_merge(values, _TWO_PROCESSES)):
+        over = process_budget(_merge(values, _TWO_PROCESSES))
+        problems.append(f"the two-process values do not fit: {over}")
+    try:
+        render_chart(chart, _TWO_PROCESSES)
+    except Exception as error:
+        problems.append(f"two processes within their limits are refused: {error}")
+    for label, (over_values, _) in REFUSED_VALUE_SETS.items():
+        if not label.endswith(("-above-cpu", "-above-memory")):
+            continue
+        expected = process_budget(_merge(values, over_values))
+        if len(expected) != 1:
+            problems.append(f"values {label} exceed {len(expected)} limits, not one: {expected}")
+            continue
+        try:
+            render_chart(chart, over_values)
+        except Exception as error:
+            if f"process budget: {expected[0]}" not in str(error):
+                problems.append(f"values {label} refused without the arithmetic: {error}")
+        else:
+            problems.append(f"values {label} ({expected[0]}) render: must be refused")
     return problems
 
 
@@ -659,6 +804,7 @@ def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> 
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
     problems += chart_connection_budget_problems(chart)
+    problems += chart_process_budget_problems(chart)
     values = read_yaml(chart / "values.yaml")
     readme = (
         (chart / "README.md").read_text(encoding="utf-8") if (chart / "README.md").is_file() else ""

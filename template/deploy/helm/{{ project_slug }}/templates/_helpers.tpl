@@ -103,6 +103,70 @@ when it does not.
 {{- end }}
 {{- end }}
 
+{{/*
+Server processes per web pod: the service's own WEB_CONCURRENCY setting (a supervisor starts that
+many processes). Each one uses at most one core and takes its own memory and connection pools, so
+the budgets count processes, not pods.
+*/}}
+{{- define "app.webProcesses" -}}
+{{- $value := .Values.config.WEB_CONCURRENCY | default "1" | toString }}
+{{- if not (regexMatch "^([1-9]|[1-5][0-9]|6[0-4])$" $value) }}
+{{- fail (printf "config.WEB_CONCURRENCY must be 1 to 64 (server processes per pod, as the service accepts), not %q" $value) }}
+{{- end }}
+{{- $value | int }}
+{{- end }}
+
+{{/*
+Kubernetes quantities as integers, for the budgets. Call with (dict "value" <quantity> "name"
+<the value's path, for the error>). A YAML number is taken as it is (Helm reads numbers as
+floats, which print as 5.36870912e+08, so they are never parsed as text).
+  "app.cpuMillicores": "2" or 2 -> 2000, 1.5 -> 1500, "500m" -> 500
+  "app.memoryBytes":   "512Mi" -> 536870912, "1G" -> 1000000000, 536870912 -> 536870912;
+                       binary Ki Mi Gi Ti Pi Ei, decimal k (or K) M G T P E, or plain bytes
+*/}}
+{{- define "app.cpuMillicores" -}}
+{{- if kindIs "string" .value }}
+{{- $text := trim .value }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?m?$" $text) }}
+{{- fail (printf "%s: %q is not a CPU quantity this chart reads (e.g. \"2\", 1.5, \"500m\")" .name .value) }}
+{{- end }}
+{{- if hasSuffix "m" $text }}
+{{- round (trimSuffix "m" $text | float64) 0 | int64 }}
+{{- else }}
+{{- round (mulf ($text | float64) 1000) 0 | int64 }}
+{{- end }}
+{{- else }}
+{{- round (mulf (.value | float64) 1000) 0 | int64 }}
+{{- end }}
+{{- end }}
+
+{{- define "app.memoryBytes" -}}
+{{- if kindIs "string" .value }}
+{{- $text := trim .value }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?$" $text) }}
+{{- fail (printf "%s: %q is not a memory quantity this chart reads (e.g. 512Mi, 1Gi, 500M, or bytes)" .name .value) }}
+{{- end }}
+{{- $unit := regexReplaceAll "^[0-9.]+" $text "" }}
+{{- $factors := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "P" 1000000000000000 "E" 1000000000000000000 }}
+{{- round (mulf (trimSuffix $unit $text | float64) (get $factors $unit)) 0 | int64 }}
+{{- else }}
+{{- round (.value | float64) 0 | int64 }}
+{{- end }}
+{{- end }}
+
+{{/* Bytes as the largest binary unit that divides them (671088640 -> 640Mi), else bytes. */}}
+{{- define "app.formatBytes" -}}
+{{- $bytes := . | int64 }}
+{{- $shown := printf "%d" $bytes }}
+{{- range $unit := list "Ki" "Mi" "Gi" "Ti" }}
+{{- $factor := get (dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit | int64 }}
+{{- if and (gt $bytes 0) (eq (mod $bytes $factor) 0) }}
+{{- $shown = printf "%d%s" (div $bytes $factor) $unit }}
+{{- end }}
+{{- end }}
+{{- $shown }}
+{{- end }}
+
 {{/* The ConfigMap data: the service's settings, by their environment variable names. */}}
 {{- define "app.configData" -}}
 {{- $data := dict }}
