@@ -72,7 +72,7 @@ PROJECTS: dict[str, dict[str, Any]] = {
 # replicas, the one-shots ran once, a tick ran once, down leaves nothing.
 FULL = "redis-postgresql-s3"
 # Variables of the environment `compose up` reads, per project: this one runs its replicas with
-# several server processes each, and its replicas are also restarted one by one under load.
+# several server processes each, and one replica is restarted under load.
 STACK_ENV: dict[str, dict[str, str]] = {"valkey-gcs-celery": {"WEB_CONCURRENCY": "2"}}
 DEMO_PASSWORD = secrets.token_urlsafe(24)
 JOB = "rollup_events"
@@ -378,9 +378,12 @@ def steady_load(base_url: str, stop: threading.Event, result: dict[str, Any]) ->
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def check_rolling_restart(stack: ComposeStack, client: Client, report: StackReport) -> None:
-    """Each replica in turn: SIGTERM (podman stop waits for the drain), start, healthy, then
-    back in the balancer's rotation, while a steady load runs through the balancer."""
+def check_rolling_restart(
+    stack: ComposeStack, client: Client, report: StackReport, replicas: int = 3
+) -> None:
+    """The first ``replicas`` replicas in turn: SIGTERM (podman stop waits for the drain),
+    start, healthy, then back in the balancer's rotation, while a steady load runs through the
+    balancer."""
     stop = threading.Event()
     result: dict[str, Any] = {"sent": 0, "failures": []}
     loader = threading.Thread(target=steady_load, args=(client.base_url, stop, result))
@@ -388,7 +391,7 @@ def check_rolling_restart(stack: ComposeStack, client: Client, report: StackRepo
     codes = []
     try:
         time.sleep(1)
-        for container in stack.containers("app"):
+        for container in stack.containers("app")[:replicas]:
             stack.podman("stop", "--time", "30", container, timeout=60)
             codes.append(stack.inspect(container)["State"]["ExitCode"])
             stack.podman("start", container)
@@ -509,7 +512,8 @@ def run_stack(
             check_ticks(stack, service, report, want=8 if full else 3)
         if name in STACK_ENV:
             check_server_processes(stack, report)
-            check_rolling_restart(stack, client, report)
+            # One replica is enough to see its processes drain and the container exit 0.
+            check_rolling_restart(stack, client, report, replicas=1)
         if full:
             report.timings["venv_mb"] = int(
                 podman(
@@ -601,7 +605,7 @@ def test_compose_stack_passes_the_cluster_checks(
         want = int(STACK_ENV[name]["WEB_CONCURRENCY"])
         assert report.server_processes == [want] * 3, report.server_processes
         assert report.requests_sent > 0 and report.requests_failed == 0, report.failures
-        assert report.restarts == 3 and report.restart_errors == 0, report.failures
+        assert report.restarts == 1 and report.restart_errors == 0, report.failures
     if name == FULL:
         assert report.ticks >= 8
         assert report.requests_sent > 0 and report.requests_failed == 0, report.failures

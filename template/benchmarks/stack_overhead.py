@@ -184,6 +184,9 @@ def production_environment(store_url: str, storage: dict[str, str]) -> dict[str,
         # The caller's variables win over nothing but reach the service (a DATABASE_URL, say).
         **os.environ,
         "APP_ENV": "production",
+        # One server process against the bare framework's one, both pinned to one core; its CPU
+        # and memory are read from /proc of that process.
+        "WEB_CONCURRENCY": "1",
         "HOST": "127.0.0.1",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "STORE_URL": store_url,
