@@ -197,7 +197,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{stack['one_shot_runs']}; store recovery {stack['recovery_seconds']} s, first "
             f"login after it {stack['login_recovery_seconds']} s, refusals after readiness "
             f"{stack['errors_after_readiness']}; broken stack (another SECRET_KEY) "
-            f"{stack['broken_secret'] or 'not run'}; left behind {stack['leftovers'] or 'nothing'}"
+            f"{stack['broken_secret'] or 'not run'}; server processes per replica "
+            f"{stack.get('server_processes') or 'one (not counted)'}; left behind "
+            f"{stack['leftovers'] or 'nothing'}"
         )
         write("timings: " + ", ".join(f"{name} {value}" for name, value in timings.items()))
     for t in summary["tier4"]:
