@@ -148,6 +148,9 @@ class Settings(EnvironmentSettings):
     # HTTP server (uvicorn). Processes per container: 1 suits most services (scale with replicas);
     # more share the container's ports, one core each (docs: http-server, processes per container).
     web_concurrency: int = Field(default=1, ge=1, le=64)
+    # With several: a process whose event loop has not run for this long is killed and
+    # replaced (the liveness probe reaches one process of several, so it cannot tell).
+    web_process_timeout_seconds: float = Field(default=30.0, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # The internal port: /metrics and the /jobs admin routes, for the cluster only (never routed

@@ -8,6 +8,9 @@ one of them), and then only watches:
   (``server.DrainingServer``); the supervisor exits once all have, 0 when all ended cleanly.
 - A process that ends on its own after it started serving is replaced at once (the sockets stay
   open in the supervisor, so nothing is refused meanwhile).
+- A process whose event loop stops running (a handler blocking it, a deadlock) is killed after
+  ``WEB_PROCESS_TIMEOUT_SECONDS`` and replaced: each process's loop writes a heartbeat every
+  second, and the liveness probe cannot tell, as it reaches one process of several.
 - A process that ends before it started serving (a refused setting, a dependency that fails the
   application's start) stops the others: the same failure would repeat, and the platform should
   see the container fail. The supervisor exits with that process's exit code.
@@ -16,15 +19,18 @@ Processes are started with ``spawn``, never ``fork``: a fresh interpreter reads 
 opens its own connections, and no lock or thread of the supervisor is copied half-held.
 """
 
+import asyncio
 import multiprocessing
 import multiprocessing.connection
 import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from socket import socket
@@ -43,16 +49,37 @@ SPAWN = multiprocessing.get_context("spawn")
 # A process ended by the signal it was passed during the shutdown ended cleanly.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 1.0
 
 
-def _process_main(target: ProcessTarget, sockets: list[socket], started: Event) -> None:
-    raise SystemExit(target(sockets, started.set))
+def _process_main(
+    target: ProcessTarget, sockets: list[socket], started: Event, heartbeat: "Synchronized[float]"
+) -> None:
+    def on_started() -> None:
+        # Called on the server's event loop once it serves: from now on the loop beats.
+        _beat(asyncio.get_running_loop(), heartbeat)
+        started.set()
+
+    raise SystemExit(target(sockets, on_started))
+
+
+def _beat(loop: asyncio.AbstractEventLoop, heartbeat: "Synchronized[float]") -> None:
+    heartbeat.value = time.monotonic()  # one clock for every process of the machine
+    loop.call_later(HEARTBEAT_SECONDS, _beat, loop, heartbeat)
 
 
 @dataclass
 class ServerProcess:
     process: BaseProcess
     started: Event
+    heartbeat: "Synchronized[float]"
+    killed: bool = False
+
+    def stalled_for(self) -> float:
+        """Seconds since its event loop last ran (0 before it started serving)."""
+        if not self.started.is_set():
+            return 0.0
+        return time.monotonic() - self.heartbeat.value
 
     @property
     def pid(self) -> int:
@@ -64,6 +91,7 @@ class Supervisor:
     count: int
     target: ProcessTarget
     sockets: list[socket]
+    timeout_seconds: float = 30.0
     processes: list[ServerProcess] = field(default_factory=list)
     stopping: bool = False
     exit_code: int = 0
@@ -87,6 +115,7 @@ class Supervisor:
                 )
                 if self._wakeup[0] in ready:
                     os.read(self._wakeup[0], 64)
+                self._kill_stalled()
                 for server in [s for s in self.processes if not s.process.is_alive()]:
                     self.processes.remove(server)
                     self._ended(server)
@@ -107,6 +136,21 @@ class Supervisor:
             self.stopping = True
             self._signal_all(sig)
 
+    def _kill_stalled(self) -> None:
+        if self.stopping:
+            return  # a drain ends on its own, within the grace time the platform enforces
+        for server in self.processes:
+            stalled = server.stalled_for()
+            if stalled > self.timeout_seconds and not server.killed:
+                logger.error(
+                    "server process stopped running its event loop, killing it",
+                    pid=server.pid,
+                    stalled_seconds=round(stalled, 1),
+                    timeout_seconds=self.timeout_seconds,
+                )
+                os.kill(server.pid, signal.SIGKILL)
+                server.killed = True  # ended (and replaced) when the loop sees it exit
+
     def _signal_all(self, sig: int) -> None:
         for server in self.processes:
             if server.process.is_alive():
@@ -114,13 +158,14 @@ class Supervisor:
 
     def _start(self) -> ServerProcess:
         started = SPAWN.Event()
+        heartbeat = SPAWN.Value("d", 0.0, lock=False)
         process = SPAWN.Process(
             target=_process_main,
-            args=(self.target, self.sockets, started),
+            args=(self.target, self.sockets, started, heartbeat),
             name="server",
         )
         process.start()
-        return ServerProcess(process, started)
+        return ServerProcess(process, started, heartbeat)
 
     def _ended(self, server: ServerProcess) -> None:
         code = server.process.exitcode or 0
@@ -170,11 +215,14 @@ def metrics_directory() -> tuple[Path, bool]:
     return directory, True
 
 
-def supervise(count: int, target: ProcessTarget, sockets: list[socket]) -> int:
-    """Run ``count`` server processes on ``sockets`` until they have all ended."""
+def supervise(
+    count: int, target: ProcessTarget, sockets: list[socket], timeout_seconds: float
+) -> int:
+    """Run ``count`` server processes on ``sockets`` until they have all ended, replacing any
+    whose event loop stalls for ``timeout_seconds``."""
     directory, owned = metrics_directory()
     try:
-        return Supervisor(count, target, sockets).run()
+        return Supervisor(count, target, sockets, timeout_seconds).run()
     finally:
         if owned:
             shutil.rmtree(directory, ignore_errors=True)

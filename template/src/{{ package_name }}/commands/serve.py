@@ -59,7 +59,9 @@ def serve(app_factory: AppFactory | None = None) -> int:
         processes=settings.web_concurrency,
     )
     target = functools.partial(serve_process, app_factory)
-    return supervise(settings.web_concurrency, target, sockets)
+    return supervise(
+        settings.web_concurrency, target, sockets, settings.web_process_timeout_seconds
+    )
 
 
 def serve_process(
