@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
+from .cpu_limit import available_cpus
 from .security.csrf import parse_origins
 from .security.keys import SigningKeys, split_keys
 
@@ -269,14 +270,26 @@ class Settings(EnvironmentSettings):
         return problems
 
     def process_problems(self) -> list[str]:
-        """Several processes in one container share nothing in memory: refuse state that would
-        be each process's own (the in-process store holds sessions, cache and job locks)."""
-        if self.web_concurrency == 1 or not self.store_url_value.startswith("memory://"):
+        """Several processes in one container share nothing in memory and use a core each:
+        refuse state that would be each process's own (the in-process store holds sessions,
+        cache and job locks), and more processes than the container has CPUs."""
+        if self.web_concurrency == 1:
             return []
-        return [
-            f"WEB_CONCURRENCY={self.web_concurrency} needs STORE_URL: the in-process store "
-            "(memory://) would give each process its own sessions, cache and job locks"
-        ]
+        problems = []
+        if self.store_url_value.startswith("memory://"):
+            problems.append(
+                f"WEB_CONCURRENCY={self.web_concurrency} needs STORE_URL: the in-process store "
+                "(memory://) would give each process its own sessions, cache and job locks"
+            )
+        cpus = available_cpus()
+        if self.web_concurrency > cpus:
+            problems.append(
+                f"WEB_CONCURRENCY={self.web_concurrency} is more than the {cpus:g} "
+                f"CPU{'' if cpus == 1 else 's'} this container may use (its CPU limit or "
+                "affinity): the processes would share them; lower WEB_CONCURRENCY or raise the "
+                "CPU limit"
+            )
+        return problems
 
     @property
     def store_url_value(self) -> str:
