@@ -242,12 +242,10 @@ class Settings(EnvironmentSettings):
         return self.app_env == "production"
 
     def problems(self) -> list[str]:
-        """What makes these settings unsafe to start with, one per variable: the processes'
-        shared state in any profile, the rest in production only."""
-        problems = self.process_problems()
+        """What makes these settings unsafe to start with (production only), one per variable."""
         if not self.is_production:
-            return problems
-        problems += secret_problems(self)
+            return []
+        problems = secret_problems(self)
         if self.secret_key is None:
             problems.append(
                 "SECRET_KEY is required when APP_ENV=production (env var or secret file)"
@@ -270,8 +268,9 @@ class Settings(EnvironmentSettings):
         return problems
 
     def process_problems(self) -> list[str]:
-        """Several processes in one container share nothing in memory and use a core each:
-        refuse state that would be each process's own (the in-process store holds sessions,
+        """What ``serve`` refuses for WEB_CONCURRENCY, in any profile (other commands run one
+        process whatever it says). Several processes share nothing in memory and use a core
+        each: state that would be each process's own (the in-process store holds sessions,
         cache and job locks), and more processes than the container has CPUs."""
         if self.web_concurrency == 1:
             return []

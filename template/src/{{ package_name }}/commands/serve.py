@@ -29,12 +29,19 @@ def run(args: argparse.Namespace) -> int:
     return serve()
 
 
+def check_processes(settings: Settings) -> None:
+    """The command's own check: what WEB_CONCURRENCY needs (``Settings.process_problems``)."""
+    problems = settings.process_problems()
+    if problems:
+        raise ConfigError(problems)
+
+
 def serve(app_factory: AppFactory | None = None) -> int:
     """Serve until SIGTERM or SIGINT; the exit code. ``app_factory`` builds the ASGI application
     (default: ``web.app.create_app``); with several processes it must be picklable (a
     module-level function), as each process builds its own."""
     try:
-        settings = start()
+        settings = start(check_processes)
     except ConfigError as exc:
         return refuse_to_start(exc)
     logger = get_logger(__name__)
@@ -69,7 +76,7 @@ def serve_process(
 ) -> int:
     """One of several server processes: its own settings, logging and application."""
     try:
-        settings = start()
+        settings = start(check_processes)
     except ConfigError as exc:
         return refuse_to_start(exc)
     return serve_in_this_process(settings, app_factory, sockets, on_started)
