@@ -47,7 +47,7 @@ CASES = [
     ),
     *(Case("package_name", v, "Python keyword") for v in ("import", "json", "threading", "redis")),
     Case("python_version", "2.7", "3.12"),
-    Case("framework", "flask", "fastapi"),
+    Case("framework", "pyramid", "fastapi"),
     Case("cache_backend", "mongodb", "redis"),
     Case("storage_provider", "dropbox", "s3"),
     *(

@@ -25,6 +25,7 @@ SPACE = answer_space()
 CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "litestar-postgresql": {"framework": "litestar", "database": "postgresql"},
+    "flask-postgresql": {"framework": "flask", "database": "postgresql"},
     "gcs-valkey-celery": {
         "storage_provider": "gcs",
         "cache_backend": "valkey",
