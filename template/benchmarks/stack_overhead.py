@@ -3,7 +3,7 @@
 Two servers run side by side: the service itself (its real entry point, APP_ENV=production,
 against a throw-away store and storage server) and a bare app of the same framework
 (``benchmarks/bare/``) with the same routes on the same uvicorn settings. ``--compare litestar``
-(or ``fastapi``) adds the other framework's bare app, run in a throw-away environment by
+(or ``fastapi``, ``flask``) adds the other framework's bare app, run in a throw-away environment by
 ``uv run --with``, so one run also compares the frameworks. Each server is pinned to core 0; wrk,
 pinned to core 1, loads one route of one server at a time, alternating the servers in every round
 so machine noise hits all alike.
@@ -51,7 +51,12 @@ from tests.support.storage_fixtures import StorageServer
 
 ROUTES = ("/livez", "/", "/session/whoami")
 # Every framework with a bare app in benchmarks/bare/, and the release line the template pins.
-FRAMEWORKS = {"fastapi": "fastapi>=0.133,<1", "litestar": "litestar>=2.25,<3"}
+FRAMEWORKS = {
+    "fastapi": ["fastapi>=0.133,<1"],
+    "litestar": ["litestar>=2.25,<3"],
+    # A WSGI framework runs on uvicorn through a2wsgi, as the service does.
+    "flask": ["flask>=3.1,<4", "a2wsgi>=1.10,<2"],
+}
 DEMO_USER = "demo"  # the demo login account (DEMO_USERNAME default)
 SERVER_CORE = "0"
 LOAD_CORE = "1"
@@ -282,7 +287,7 @@ def other_framework_python(framework: str, venv: Path) -> str:
     uvicorn = f"uvicorn[standard]=={importlib.metadata.version('uvicorn')}"
     for command in (
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), FRAMEWORKS[framework], uvicorn],
+        [uv, "pip", "install", "--quiet", "--python", str(python), *FRAMEWORKS[framework], uvicorn],
     ):
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -1,0 +1,1 @@
+"""Flask adapter over the framework-agnostic core: app factory, probe and example routes."""
