@@ -20,9 +20,10 @@ is the storage's own ``put`` awaited through the portal, reading the request bod
 straight from the ASGI channel: the view's thread only waits, the body is never gathered, and a
 client that goes away is seen as such (a2wsgi's ``wsgi.input`` would read it as the end of the
 body, and store a truncated object). A download hands the storage's chunks to the WSGI server
-one by one through ``portal.iterate``.
+one by one through ``portal.iterate``, and stops when the client goes away.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from concurrent.futures import CancelledError
@@ -337,11 +338,35 @@ def download_response(info: ObjectInfo, chunks: Iterable[bytes]) -> Response:
     return Response(chunks, headers=headers, content_type=content_type)
 
 
+async def client_gone(body: Body) -> None:
+    """Returns once the client has gone away (``http.disconnect`` on the ASGI channel)."""
+    while cast(Mapping[str, Any], await body.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_client_gone(chunks: AsyncIterator[bytes], body: Body) -> AsyncIterator[bytes]:
+    """The download's chunks, stopping once the client has gone away: a2wsgi would go on
+    sending them to nobody, holding a worker thread and the storage's stream to the end."""
+    gone = asyncio.ensure_future(client_gone(body))
+    try:
+        async for chunk in chunks:
+            if gone.done():
+                return
+            yield chunk
+    finally:
+        if not gone.cancel():  # over already: retrieve its outcome, never logged as unhandled
+            gone.exception()
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
 def download(storage: ObjectStorage, key: str) -> Response:
     if request.method == "HEAD":  # the headers only: no download is opened
         return download_response(portal.run(storage.head(key)), ())
     stored = portal.run(storage.get(key))
-    return download_response(stored.info, portal.iterate(stored.chunks))
+    chunks = until_client_gone(stored.chunks, request.environ["wsgi.input"])
+    return download_response(stored.info, portal.iterate(chunks))
 
 
 # A key's "//" reaches validation (422) instead of Werkzeug's redirect to another key.
