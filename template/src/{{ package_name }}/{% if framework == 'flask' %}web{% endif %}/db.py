@@ -6,10 +6,9 @@ processes) stays true. A second, synchronous engine for the Flask threads would 
 (docs/decisions.md).
 """
 
-import json
 from typing import cast
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, jsonify
 
 from ..db import Database, DatabaseNotConfigured, DatabaseUnavailable
 from ..db.engine import NOT_CONFIGURED
@@ -25,9 +24,10 @@ def install(app: Flask, database: Database) -> None:
 
 
 def _json(detail: str, status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps({"detail": detail}), status, headers=headers, mimetype="application/json"
-    )
+    response = jsonify({"detail": detail})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
 
 
 def database_not_configured(exc: DatabaseNotConfigured) -> Response:

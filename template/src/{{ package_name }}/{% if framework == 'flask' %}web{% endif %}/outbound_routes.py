@@ -7,11 +7,10 @@ errors become 502 (it answered with an error), 503 (unreachable, or its breaker 
 504 (no answer within the budget).
 """
 
-import json
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, jsonify
 from pydantic import BaseModel
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -50,9 +49,11 @@ def install(app: Flask, client: OutboundClient) -> None:
 def upstream_failed(exc: UpstreamFailure) -> Response:
     status_code, what = ANSWERS[type(exc)]
     logger.warning("upstream call failed", upstream=exc.upstream, error=str(exc))
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    body = json.dumps({"detail": f"upstream {exc.upstream} {what}"})
-    return Response(body, status_code, headers=headers, mimetype="application/json")
+    response = jsonify({"detail": f"upstream {exc.upstream} {what}"})
+    response.status_code = status_code
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 class UpstreamReport(BaseModel):

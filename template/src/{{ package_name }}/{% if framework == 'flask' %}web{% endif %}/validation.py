@@ -13,10 +13,9 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from flask import request
+from flask import Response, jsonify, request
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from werkzeug.wrappers import Response
 
 MAX_ERRORS = 20
 MAX_ECHO_CHARS = 64
@@ -44,7 +43,7 @@ def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
     bounded["msg"] = str(error.get("msg", ""))[: MAX_ECHO_CHARS * 4]
     bounded["loc"] = [_short(part) for part in error.get("loc", ())]
     value = error.get("input")
-    if (
+    if "input" in error and (
         value is None
         or isinstance(value, bool | int | float)
         or (isinstance(value, str) and len(value) <= MAX_ECHO_CHARS)
@@ -101,4 +100,6 @@ def bounded_validation_error(exc: ValidationFailed) -> Response:
     content: dict[str, Any] = {"detail": [bounded_error(error) for error in errors[:MAX_ERRORS]]}
     if len(errors) > MAX_ERRORS:
         content["more_errors"] = len(errors) - MAX_ERRORS
-    return Response(json.dumps(content, default=str), 422, mimetype="application/json")
+    response = jsonify(content)
+    response.status_code = 422
+    return response
