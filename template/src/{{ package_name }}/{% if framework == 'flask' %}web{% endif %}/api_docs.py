@@ -163,7 +163,7 @@ def document(app: Flask, title: str) -> dict[str, Any]:
         view = app.view_functions[rule.endpoint]
         if not getattr(view, "include_in_schema", True):
             continue
-        tag = rule.endpoint.rpartition(".")[0] or None  # the blueprint's name
+        tag = rule.endpoint.partition(".")[0] if "." in rule.endpoint else None  # blueprint
         operations = {
             method.lower(): _describe(spec, view, rule.rule, tag)
             for method in sorted((rule.methods or set()) - IMPLICIT_METHODS)

@@ -27,13 +27,14 @@ from .validation import json_body, parse
 JobName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 
 blueprint = Blueprint("jobs", __name__)
-admin = Blueprint("jobs_admin", __name__, url_prefix="/jobs")
+# Nested, so its routes share the "jobs" tag; its guard applies to them only.
+admin = Blueprint("admin", __name__, url_prefix="/jobs")
+blueprint.register_blueprint(admin)
 
 
 def install(app: Flask, runtime: JobsRuntime) -> None:
     app.extensions["jobs"] = runtime
     app.register_blueprint(blueprint)
-    app.register_blueprint(admin)
 
 
 def runtime() -> JobsRuntime:
