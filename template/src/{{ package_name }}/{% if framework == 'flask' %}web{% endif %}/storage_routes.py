@@ -24,14 +24,13 @@ one by one through ``portal.iterate``, and stops when the client goes away.
 """
 
 import asyncio
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from concurrent.futures import CancelledError
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn, cast
 
 from a2wsgi.wsgi import Body
-from flask import Blueprint, Flask, Response, abort, request
+from flask import Blueprint, Flask, Response, abort, jsonify, request
 from pydantic import BaseModel, Field
 
 from ..observability.logs import get_logger
@@ -106,8 +105,11 @@ def install(app: Flask, storage: ObjectStorage, settings: StorageSettings) -> No
 
 
 def detail(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps({"detail": message})
-    return Response(body, status, headers=dict(headers or {}), mimetype="application/json")
+    """``{"detail": message}``, like every error of the service."""
+    response = jsonify({"detail": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
 
 
 def object_not_found(exc: Exception) -> Response:
