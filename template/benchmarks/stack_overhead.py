@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from tests.conftest import SERVICE_PACKAGE, STORE_SERVER
 from tests.support.server import free_port
 from tests.support.storage_fixtures import StorageServer
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ROUTES = ("/livez", "/", "/session/whoami")
 # Every framework with a bare app in benchmarks/bare/, and the release line the template pins.
 FRAMEWORKS = {
@@ -263,11 +265,18 @@ def print_ratios(results: dict[tuple[str, str], list[Sample]], name: str) -> Non
 
 
 def own_framework() -> str:
-    """The framework installed in the project (its bare app runs in the project's environment)."""
-    installed = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is not None]
-    if len(installed) != 1:
-        raise SystemExit(f"expected one of {sorted(FRAMEWORKS)} installed, found {installed}")
-    return installed[0]
+    """The framework the project declares in its pyproject.toml (its bare app runs in the
+    project's environment). Not what is importable: a library may bring another framework in
+    (moto's server, in the tests' dependencies, needs Flask)."""
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    names = {
+        re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+        for requirement in pyproject["project"]["dependencies"]
+    }
+    declared = [name for name in FRAMEWORKS if name in names]
+    if len(declared) != 1:
+        raise SystemExit(f"expected one of {sorted(FRAMEWORKS)} declared, found {declared}")
+    return declared[0]
 
 
 def bare_command(framework: str, own: str, port: int, work: Path) -> list[str]:
