@@ -4,7 +4,9 @@ import argparse
 
 import pytest
 
-from benchmarks.stack_overhead import Sample, budget, over_budget
+from benchmarks.stack_overhead import Sample, budget, over_budget, own_framework
+
+from .support.framework import FRAMEWORK
 
 
 def samples(*cpu_us: float) -> list[Sample]:
@@ -30,3 +32,9 @@ def test_a_budget_names_a_loaded_route_and_a_ratio() -> None:
     for wrong in ("/nowhere=1.1", "/livez", "/livez="):
         with pytest.raises(argparse.ArgumentTypeError):
             budget(wrong)
+
+
+def test_the_bare_app_is_the_framework_the_project_declares() -> None:
+    """Not whichever framework is importable: a test dependency can bring another one in (moto's
+    server needs Flask), and the benchmark would then compare the service with the wrong app."""
+    assert own_framework() == FRAMEWORK
