@@ -366,6 +366,41 @@ class AnswerSpace:
             self._cover = self._smallest_cover(attempts)
         return self._cover
 
+    def lowest_versions_subset(self) -> list[Combination]:
+        """Projects of the pairwise cover that tier 2 also runs at the lowest declared versions.
+
+        Every value of every varying question (each framework, each backend, each Python
+        version) appears in at least one of them, so every dependency's declared lower bound is
+        installed and tested beside the others that combination brings. The framework defaults
+        are never picked (they run the README's inner loop and the benchmark at the newest
+        versions), nor one whose pick would leave a value without a project at the newest
+        versions. Greedy over the cover's order: the project holding the most values not yet
+        covered, the earliest on ties; deterministic.
+        """
+        varying = self.varying_questions()
+
+        def values(c: Combination) -> set[tuple[str, str]]:
+            return {(name, _key(c.answers.get(name, MISSING))) for name in varying}
+
+        anchors = {c.id for c in self.framework_defaults()}
+        candidates = [c for c in self.pairwise_cover() if c.id not in anchors]
+        needed = set().union(*(values(c) for c in candidates)) if candidates else set()
+        chosen: list[Combination] = []
+
+        def keeps_newest(pick: Combination) -> bool:
+            # Every value must still be tested at the newest versions in some other project.
+            rest = [c for c in self.pairwise_cover() if c not in chosen and c is not pick]
+            return values(pick) <= set().union(*(values(c) for c in rest))
+
+        while needed:
+            allowed = [c for c in candidates if c not in chosen and keeps_newest(c)]
+            pick = max(allowed, key=lambda c: len(values(c) & needed), default=None)
+            if pick is None or not values(pick) & needed:
+                break
+            chosen.append(pick)
+            needed -= values(pick)
+        return chosen
+
     def _smallest_cover(self, attempts: int) -> list[Combination]:
         varying = self.varying_questions()
         bit_of: dict[tuple[Any, ...], int] = {}

@@ -153,3 +153,38 @@ def test_real_copier_yml_is_enumerable() -> None:
         seen = {str(c.answers[q.name]) for c in space.combinations}
         seen |= {str(r.value) for r in space.refusals if r.question == q.name}
         assert expected <= seen, f"{q.name}: {sorted(expected - seen)} never enumerated"
+
+
+def test_lowest_versions_subset_holds_every_value_and_leaves_each_one_at_the_newest(
+    tmp_path: Path,
+) -> None:
+    questions = {
+        f"q{i}": {"type": "str", "choices": {v: v for v in "abcd"[: 3 + i % 2]}, "default": "a"}
+        for i in range(5)
+    }
+    (tmp_path / "copier.yml").write_text(yaml.safe_dump(questions), encoding="utf-8")
+    space = AnswerSpace(tmp_path / "copier.yml")
+    cover = space.pairwise_cover()
+    lowest = space.lowest_versions_subset()
+    newest = [c for c in cover if c not in lowest]
+
+    def values(combos):
+        return {(q, c.answers[q]) for c in combos for q in space.varying_questions()}
+
+    assert lowest and all(c in cover for c in lowest)
+    assert space.default_combination() not in lowest
+    assert values(lowest) == values(cover)
+    assert values(newest) == values(cover)
+    assert len(lowest) < len(cover) / 2
+    assert [c.id for c in AnswerSpace(tmp_path / "copier.yml").lowest_versions_subset()] == [
+        c.id for c in lowest
+    ]
+
+
+def test_lowest_versions_subset_of_this_template_has_every_framework_and_backend() -> None:
+    space = answer_space()
+    lowest = space.lowest_versions_subset()
+    for question in ("framework", "cache_backend", "database", "storage_provider", "scheduler"):
+        every = {c.answers[question] for c in space.combinations}
+        assert {c.answers[question] for c in lowest} == every, question
+    assert not {c.id for c in lowest} & {c.id for c in space.framework_defaults()}

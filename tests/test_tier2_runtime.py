@@ -28,14 +28,17 @@ SPACE = answer_space()
 COVER = SPACE.pairwise_cover()
 DEFAULT = SPACE.default_combination()
 FRAMEWORK_DEFAULTS = SPACE.framework_defaults()
-# Every combination at the newest versions its bounds allow; each framework's default also at
-# the lowest declared versions of its direct dependencies, so the declared lower bounds stay true.
+# Every combination of the cover is installed and tested once. Most run at the newest versions
+# their bounds allow; a few run their suite at the lowest declared versions of their direct
+# dependencies, chosen so that every framework, backend and Python version is among them
+# (AnswerSpace.lowest_versions_subset), so every declared lower bound stays true; each of
+# those values is also tested at the newest versions in another project.
+LOWEST = SPACE.lowest_versions_subset()
 CASES = [
-    *(pytest.param(combo, "highest", id=combo.id) for combo in COVER),
-    *(
-        pytest.param(combo, "lowest-direct", id=f"{combo.id}-lowest-direct")
-        for combo in FRAMEWORK_DEFAULTS
-    ),
+    pytest.param(combo, "lowest-direct", id=f"{combo.id}-lowest-direct")
+    if combo in LOWEST
+    else pytest.param(combo, "highest", id=combo.id)
+    for combo in COVER
 ]
 
 
@@ -104,27 +107,31 @@ def test_rendered_project_installs_and_passes_its_own_checks(
 
     env = project_environment(python) | {"MYPY_CACHE_DIR": str(mypy_cache)}
     # -rA lists every passed test, so the run can be checked for the ones every combination needs.
-    # The default project runs the suite as the README writes it, one pytest-xdist worker per
-    # core (at both resolutions, so the declared pytest-xdist lower bound is exercised too); the
-    # others in one process each, since two projects already share the two cores and a second
-    # worker per project only adds its own servers and collection (measured in docs/testing.md).
-    suite = [uv, "run", "pytest", "-q", "-rA", *([] if combo == DEFAULT else ["-n", "0"])]
+    # The default project, and the first project at the lowest versions (so the declared
+    # pytest-xdist lower bound is exercised too), run the suite as the README writes it, one
+    # pytest-xdist worker per core; the others in one process each, since two projects already
+    # share the two cores and a second worker per project only adds its own servers and
+    # collection (measured in docs/testing.md).
+    as_readme = combo == DEFAULT or combo == LOWEST[0]
+    suite = [uv, "run", "pytest", "-q", "-rA", *([] if as_readme else ["-n", "0"])]
     lowest = resolution == "lowest-direct"
     steps = [
-        [uv, "sync", "-p", python, "--resolution", resolution],
-        # The linters' own versions judge style, not whether the service works: checked once.
-        *([] if lowest else check_commands(project, uv)),
+        [uv, "sync", "-p", python],
+        # The linters' own versions judge style, not whether the service works: checked at
+        # the newest versions, before a lowest-versions project installs its lower bounds.
+        *check_commands(project, uv),
+        *([[uv, "sync", "-p", python, "--resolution", resolution]] if lowest else []),
         # The README's inner loop, exactly as written, on the default project. Its guard (a
         # `fast` test that starts a process fails) is active in every full run below too, so
         # the other combinations do not pay for a second pass over the same tests.
-        *([[uv, "run", "pytest", "-m", "fast"]] if combo == DEFAULT and not lowest else []),
+        *([[uv, "run", "pytest", "-m", "fast"]] if combo == DEFAULT else []),
         suite,
-        *([[uv, "run", *BENCHMARK]] if combo in FRAMEWORK_DEFAULTS and not lowest else []),
+        *([[uv, "run", *BENCHMARK]] if combo in FRAMEWORK_DEFAULTS else []),
     ]
     timings: dict[str, float | str] = {}
     record_property("tier2_steps", timings)  # filled as steps finish: a failure shows them too
     for cmd in steps:
-        label = "uv sync" if cmd[1] == "sync" else shlex.join(cmd[2:])
+        label = shlex.join(cmd[1:2] + cmd[4:]) if cmd[1] == "sync" else shlex.join(cmd[2:])
         if cmd[2:] == BENCHMARK:
             label = "stack benchmark"
         seconds, stdout = run(cmd, project, env)
@@ -139,7 +146,7 @@ def test_rendered_project_installs_and_passes_its_own_checks(
         if cmd is suite:
             missing = [test for test in REQUIRED_TESTS if f"PASSED {test}" not in stdout]
             assert not missing, f"the rendered suite did not run {missing}"
-        if cmd[1] == "sync":
+        if cmd[1:2] == ["sync"] and "deployment settings" not in timings:
             timings["deployment settings"] = round(
                 _load_deployment_settings(project, uv, env, str(combo.answers["package_name"])), 1
             )
