@@ -1,7 +1,7 @@
 """Tier 2: every pair of answers (a covering array plus the default of each framework) rendered,
 installed with uv on the chosen Python, checked by the hooks of its own .pre-commit-config.yaml,
 and tested by its own test suite. Slow (about a minute or more each): run with
-`pytest -m tier2 -n 2`.
+`pytest -m tier2 -n 3`.
 """
 
 from __future__ import annotations
