@@ -51,6 +51,61 @@ def _compose_job(args: tuple[str, str | None]) -> list[str]:
     return check_compose(*args)
 
 
+# Below this many trees, their own checks run in this process (spawning costs more).
+PARALLEL_TREES = 256
+
+
+def _tree_facts(tree: Path) -> tuple[dict[str, Any], list[str], Any, Any, list[tuple[str, str]]]:
+    """One tree's artifact keys, its own problems, and the chart, Compose file and pipelines it
+    holds (each under its key), for run_deploy_checks."""
+    a = Artifacts.find(tree)
+    own: list[str] = []
+    k: dict[str, Any] = {"workflows": []}
+    chart = compose_entry = None
+    names = env_example_names(a.tree)
+    routes = sorted(route_paths(a.probes))
+    if a.chart:
+        # The chart's files and the probe paths the service serves (not the probe module
+        # itself: the frameworks write the same paths differently).
+        chart_sha = sha_of(_files(a.chart), a.tree)
+        k["chart"] = hashlib.sha256(f"{chart_sha} {routes}".encode()).hexdigest()
+        # A release name per distinct chart: checkov's scan links objects across charts
+        # that share selector labels (a policy of one chart would cover another's pods).
+        chart = (str(a.chart), routes, f"r{k['chart'][:16]}")
+        values = read_yaml(a.chart / "values.yaml")
+        unknown = sorted(set(values.get("config", {})) - names)
+        if unknown:
+            own.append(f"chart config sets {unknown}, which .env.example does not list")
+    if a.compose:
+        k["compose"] = sha_of([a.compose, *([a.haproxy] if a.haproxy else [])], a.tree)
+        compose_entry = (str(a.compose), str(a.haproxy) if a.haproxy else None)
+        compose = read_yaml(a.compose)
+        env = compose.get("services", {}).get("app", {}).get("environment", {})
+        unknown = sorted(set(env) - names)
+        if unknown:
+            own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
+    own += wording_problems(a.tree) + markdown_problems(a.tree)
+    own += dependency_bot_problems(a.tree, a.chart)
+    if not a.workflows:
+        own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
+    # Servers the rendered tests start that are no Python dev dependency: the pipeline's
+    # test job installs them.
+    for support, needle in PIPELINE_TEST_SERVERS.items():
+        if (a.tree / "tests/support" / support).is_file() and not any(
+            needle in read_text(w) for w in a.workflows
+        ):
+            own.append(f"the CI pipeline does not install {needle} for tests/support/{support}")
+    tree_workflows = []
+    for workflow in a.workflows:
+        key = sha_of([workflow], a.tree)
+        tree_workflows.append((key, str(workflow)))
+        k["workflows"].append(key)
+    dockerfile = a.tree / "Dockerfile"
+    if dockerfile.is_file():
+        k["dockerfile"] = sha_of([dockerfile], a.tree)
+    return k, own, chart, compose_entry, tree_workflows
+
+
 def run_deploy_checks(
     trees: Iterable[Path], workers: int | None = None, checkov: bool = True
 ) -> DeployReport:
@@ -76,57 +131,26 @@ def run_deploy_checks(
     workflows: dict[str, str] = {}
     keys: dict[str, dict[str, Any]] = {}
     problems: dict[str, list[str]] = {}
-    for a in found:
-        own: list[str] = []
-        k: dict[str, Any] = {"workflows": []}
-        names = env_example_names(a.tree)
-        routes = sorted(route_paths(a.probes))
-        if a.chart:
-            # The chart's files and the probe paths the service serves (not the probe module
-            # itself: the frameworks write the same paths differently).
-            chart_sha = sha_of(_files(a.chart), a.tree)
-            k["chart"] = hashlib.sha256(f"{chart_sha} {routes}".encode()).hexdigest()
-            # A release name per distinct chart: checkov's scan links objects across charts
-            # that share selector labels (a policy of one chart would cover another's pods).
-            charts.setdefault(k["chart"], (str(a.chart), routes, f"r{k['chart'][:16]}"))
-            values = read_yaml(a.chart / "values.yaml")
-            unknown = sorted(set(values.get("config", {})) - names)
-            if unknown:
-                own.append(f"chart config sets {unknown}, which .env.example does not list")
-        if a.compose:
-            k["compose"] = sha_of([a.compose, *([a.haproxy] if a.haproxy else [])], a.tree)
-            composes.setdefault(
-                k["compose"], (str(a.compose), str(a.haproxy) if a.haproxy else None)
-            )
-            compose = read_yaml(a.compose)
-            env = compose.get("services", {}).get("app", {}).get("environment", {})
-            unknown = sorted(set(env) - names)
-            if unknown:
-                own.append(f"compose.yaml sets {unknown}, which .env.example does not list")
-        own += wording_problems(a.tree) + markdown_problems(a.tree)
-        own += dependency_bot_problems(a.tree, a.chart)
-        if not a.workflows:
-            own.append("no CI pipeline (.github/workflows/*.yml or .gitlab-ci.yml)")
-        # Servers the rendered tests start that are no Python dev dependency: the pipeline's
-        # test job installs them.
-        for support, needle in PIPELINE_TEST_SERVERS.items():
-            if (a.tree / "tests/support" / support).is_file() and not any(
-                needle in read_text(w) for w in a.workflows
-            ):
-                own.append(f"the CI pipeline does not install {needle} for tests/support/{support}")
-        for workflow in a.workflows:
-            key = sha_of([workflow], a.tree)
-            workflows.setdefault(key, str(workflow))
-            k["workflows"].append(key)
-        dockerfile = a.tree / "Dockerfile"
-        if dockerfile.is_file():
-            k["dockerfile"] = sha_of([dockerfile], a.tree)
-        keys[a.tree.name] = k
-        problems[a.tree.name] = own
-
-    lap("trees_s")
-    workers = min(workers or os.cpu_count() or 1, max(1, len(charts) + len(composes)))
+    workers = min(workers or os.cpu_count() or 1, max(1, len(found)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
+        # Each tree's own checks, over both cores when there are many trees (tier 1: thousands,
+        # each read through the per-process caches of distinct files); in order, so the first
+        # tree holding an artifact names it, as in one process.
+        facts = (
+            pool.map(_tree_facts, [a.tree for a in found], chunksize=64)
+            if len(found) >= PARALLEL_TREES
+            else map(_tree_facts, [a.tree for a in found])
+        )
+        for a, (k, own, chart, compose, tree_workflows) in zip(found, facts, strict=True):
+            if chart is not None:
+                charts.setdefault(k["chart"], chart)
+            if compose is not None:
+                composes.setdefault(k["compose"], compose)
+            for key, workflow in tree_workflows:
+                workflows.setdefault(key, workflow)
+            keys[a.tree.name] = k
+            problems[a.tree.name] = own
+        lap("trees_s")
         chart_results = dict(zip(charts, pool.map(_chart_job, charts.values()), strict=True))
         lap("charts_s")
         compose_results = dict(
