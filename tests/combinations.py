@@ -372,10 +372,10 @@ class AnswerSpace:
         Every value of every varying question (each framework, each backend, each Python
         version) appears in at least one of them, so every dependency's declared lower bound is
         installed and tested beside the others that combination brings. The framework defaults
-        are never picked (they run the README's inner loop and the benchmark at the newest
-        versions), nor one whose pick would leave a value without a project at the newest
-        versions. Greedy over the cover's order: the project holding the most values not yet
-        covered, the earliest on ties; deterministic.
+        are never picked (the default runs the README's inner loop at the newest versions),
+        nor one whose pick would leave a value without a project at the newest versions.
+        Greedy over the cover's order: the project holding the most values not yet covered,
+        the earliest on ties; deterministic.
         """
         varying = self.varying_questions()
 

@@ -19,9 +19,10 @@ _SUMMARY: dict[str, Any] = {
     "tier3": [],
     "tier4": [],
     "tier5": [],
+    "bench": [],
     "tiers": {},
 }
-TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5", "slow")
+TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5", "bench", "slow")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +82,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name.startswith("static:"):
             summary["static"][name.removeprefix("static:")] = value
-        elif name in ("tier3", "tier4", "tier5") and report.when == "call":
+        elif name in ("tier3", "tier4", "tier5", "bench") and report.when == "call":
             summary[name].append(value)
     if "tier2" in report.keywords and (report.when == "call" or report.outcome != "passed"):
         props = dict(report.user_properties)
@@ -184,6 +185,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"signed URLs refused {c['rotation_signed_urls_refused']}), flag followed by "
             f"{c['flag_replicas_followed']} replicas in {c['flag_propagation_seconds']:.2f} s, "
             f"suite wall time {c['wall_seconds']:.1f} s"
+        )
+    for run in summary["bench"]:
+        terminalreporter.section(f"bench: stack benchmark of {run['framework']}", sep="-")
+        write(
+            ", ".join(
+                f"{name} {value} s" if isinstance(value, float) else f"{name} {value}"
+                for name, value in run["steps"].items()
+            )
         )
     for stack in summary["tier5"]:
         terminalreporter.section(f"tier5: Compose stack of {stack['project']}", sep="-")

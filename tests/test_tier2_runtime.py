@@ -27,7 +27,6 @@ pytestmark = pytest.mark.tier2
 SPACE = answer_space()
 COVER = SPACE.pairwise_cover()
 DEFAULT = SPACE.default_combination()
-FRAMEWORK_DEFAULTS = SPACE.framework_defaults()
 # Every combination of the cover is installed and tested once. Most run at the newest versions
 # their bounds allow; a few run their suite at the lowest declared versions of their direct
 # dependencies, chosen so that every framework, backend and Python version is among them
@@ -53,18 +52,6 @@ def expected_cost(case: Any) -> int:
 CASES.sort(key=expected_cost, reverse=True)  # stable: the cover's order within a cost
 # Rendered tests that must pass in every combination (not skipped, not deselected): one start
 # names every missing production setting, and production never reads .env.
-# The stack benchmark on each framework's default project (benchmarks/stack_overhead.py, wrk
-# against the bare framework and the service, alternating). A probe is answered by the core
-# before the framework routes anything: held to the goal itself, 1.05x the bare framework's CPU
-# per request, which it meets with room (0.63x FastAPI, 0.69x Litestar; a route's ratio moves
-# by about 15 % between runs on a busy machine). The other routes do not meet their goals yet
-# (docs/service/benchmarks.md): their budgets are ceilings about 30 % above the highest ratio
-# measured so far (`/` 2.92x, whoami 6.51x, both Litestar), so a regression fails and noise
-# does not. The ratio is the median of five rounds, so one disturbed round cannot decide it.
-BENCHMARK = [
-    *("python", "-m", "benchmarks.stack_overhead", "--rounds", "5", "--duration", "1"),
-    *("--budget", "/livez=1.05", "--budget", "/=3.8", "--budget", "/session/whoami=8.5"),
-]
 REQUIRED_TESTS = (
     "tests/test_config.py::test_every_entry_point_names_every_missing_production_setting_at_once",
     "tests/test_config.py::test_every_settings_class_with_a_load_is_checked_at_start",
@@ -126,23 +113,13 @@ def test_rendered_project_installs_and_passes_its_own_checks(
         # the other combinations do not pay for a second pass over the same tests.
         *([[uv, "run", "pytest", "-m", "fast"]] if combo == DEFAULT else []),
         suite,
-        *([[uv, "run", *BENCHMARK]] if combo in FRAMEWORK_DEFAULTS else []),
     ]
     timings: dict[str, float | str] = {}
     record_property("tier2_steps", timings)  # filled as steps finish: a failure shows them too
     for cmd in steps:
         label = shlex.join(cmd[1:2] + cmd[4:]) if cmd[1] == "sync" else shlex.join(cmd[2:])
-        if cmd[2:] == BENCHMARK:
-            label = "stack benchmark"
         seconds, stdout = run(cmd, project, env)
         timings[label] = round(seconds, 1)
-        if label == "stack benchmark":
-            # The ratios, in the tier's summary: drift shows before a budget fails.
-            timings["CPU/req full/bare"] = ", ".join(
-                " ".join(row.split()[:2])
-                for row in stdout.split("CPU/req full/bare", 1)[-1].splitlines()
-                if row.startswith("/")
-            )
         if cmd is suite:
             missing = [test for test in REQUIRED_TESTS if f"PASSED {test}" not in stdout]
             assert not missing, f"the rendered suite did not run {missing}"
