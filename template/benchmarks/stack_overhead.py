@@ -3,10 +3,10 @@
 Two servers run side by side: the service itself (its real entry point, APP_ENV=production,
 against a throw-away store and storage server) and a bare app of the same framework
 (``benchmarks/bare/``) with the same routes on the same uvicorn settings. ``--compare litestar``
-(or ``fastapi``, ``flask``, ``django``) adds the other framework's bare app, run in a throw-away environment by
-``uv run --with``, so one run also compares the frameworks. Each server is pinned to core 0; wrk,
-pinned to core 1, loads one route of one server at a time, alternating the servers in every round
-so machine noise hits all alike.
+(or ``fastapi``, ``flask``, ``django``) adds the other framework's bare app, run in a throw-away
+environment by ``uv run --with``, so one run also compares the frameworks. Each server is pinned
+to core 0; wrk, pinned to core 1, loads one route of one server at a time, alternating the
+servers in every round so machine noise hits all alike.
 
 Around each wrk run the server's CPU time (user + system, all threads, from /proc/PID/stat) is
 read; CPU per request is the steadiest of the numbers on a shared machine, req/s and p99 move

@@ -37,7 +37,9 @@ async def greeting(request: HttpRequest) -> HttpResponse:
         GREETING_FLAG, DEFAULT_GREETING, context
     )
     return json_response(
-        Greeting(greeting=details.value, variant=details.variant, reason=details.reason).model_dump()
+        Greeting(
+            greeting=details.value, variant=details.variant, reason=details.reason
+        ).model_dump()
     )
 
 

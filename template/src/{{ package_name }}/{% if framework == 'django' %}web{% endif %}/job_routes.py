@@ -54,9 +54,7 @@ def admin_only(view: View) -> View:
             raise HttpError(403, "job routes disabled: set JOBS_ADMIN_TOKEN")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not matches_any(given, tokens):
-            raise HttpError(
-                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
-            )
+            raise HttpError(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         return await view(request, *args, **kwargs)
 
     return guarded

@@ -40,7 +40,7 @@ def path_template(route: str) -> str:
 
 def asgi_scope(request: HttpRequest) -> Scope:
     """The ASGI scope of the request (Django's ASGI request keeps it)."""
-    return cast(ASGIRequest, request).scope
+    return cast(Scope, cast(ASGIRequest, request).scope)
 
 
 def route_template(scope: Scope) -> str | None:

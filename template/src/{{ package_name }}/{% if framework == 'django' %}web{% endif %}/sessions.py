@@ -62,7 +62,7 @@ class CoreSession(SessionBase):
     _session = property(_get_session)
 
     @property
-    def session_key(self) -> str | None:  # type: ignore[override]
+    def session_key(self) -> str | None:
         return self._core.id if self._core is not None else None
 
     def load(self) -> Session:  # type: ignore[override]
@@ -91,8 +91,8 @@ class CoreSession(SessionBase):
             "the core's session middleware saves the session before the response starts"
         )
 
-    exists = create = save = delete = _saved_by_the_core  # type: ignore[assignment]
-    aexists = acreate = asave = adelete = _saved_by_the_core  # type: ignore[assignment]
+    exists = create = save = delete = _saved_by_the_core
+    aexists = acreate = asave = adelete = _saved_by_the_core
 
 
 @async_only_middleware

@@ -44,7 +44,7 @@ from ..storage import KEY_PATTERN as STORAGE_KEY_PATTERN
 from ..storage.local_storage import LocalStorage
 from . import api_docs
 from .dependencies import login_required, storage, storage_settings
-from .errors import HttpError, handles, json_error, json_response
+from .errors import HttpError, handles, json_error
 from .request_body import ClientDisconnect, streamed_body
 from .routing import endpoint
 from .validation import json_body, parse
