@@ -59,7 +59,7 @@ FRAMEWORKS = {
     # A WSGI framework runs on uvicorn through a2wsgi, as the service does.
     "flask": ["flask>=3.1,<4", "a2wsgi>=1.10,<2"],
     # Django's own ASGI handler, as the service runs it.
-    "django": ["django>=5.2,<7"],
+    "django": ["django>=6.1,<7"],
 }
 DEMO_USER = "demo"  # the demo login account (DEMO_USERNAME default)
 SERVER_CORE = "0"
