@@ -9,6 +9,7 @@ applications (cookies, limits, keys, trusted origins) stays with the core, which
 which variable feeds it.
 """
 
+import logging
 from typing import Any
 
 import django
@@ -58,6 +59,9 @@ def configure(settings: Settings) -> None:
         return
     conf.settings.configure(**django_configuration(settings))
     django.setup(set_prefix=False)
+    # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
+    # line per request. Server errors are still logged.
+    logging.getLogger("django.request").setLevel(logging.ERROR)
     if not conf.settings.DATABASES:
         # Without a database these do nothing, yet cost two thread hops per request.
         request_started.disconnect(close_old_connections)
