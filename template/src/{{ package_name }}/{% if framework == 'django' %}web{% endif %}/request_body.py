@@ -37,7 +37,7 @@ class StreamedBody:
         self._receive = receive
         self._gave_django_its_body = False
         self._read = asyncio.Event()
-        self._disconnected = False
+        self._complete = False
         self._started = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -48,25 +48,28 @@ class StreamedBody:
             while True:
                 message = await self._receive()
                 if message["type"] == "http.disconnect":
-                    self._disconnected = True
                     raise ClientDisconnect
                 chunk = message.get("body", b"")
                 if chunk:
                     yield chunk
                 if not message.get("more_body", False):
+                    self._complete = True
                     return
         finally:
             self._read.set()
 
     async def receive(self) -> Message:
         """Django's ``receive``: an empty body at once, then the channel once the view has
-        read the body (a client gone before that is the view's to answer)."""
+        read the whole body. A body that ended otherwise (the client gone, the upload too
+        large, the server's cancellation at shutdown) is the view's to answer: Django's
+        disconnect listener then waits until the view has answered, and would otherwise cancel
+        the view's answer on the next message."""
         if not self._gave_django_its_body:
             self._gave_django_its_body = True
             return {"type": "http.request", "body": b"", "more_body": False}
         await self._read.wait()
-        if self._disconnected:
-            await asyncio.Future()  # never: the view answers; Django stops waiting when it has
+        if not self._complete:
+            await asyncio.Future()  # never: Django stops listening once the view has answered
         return await self._receive()
 
 

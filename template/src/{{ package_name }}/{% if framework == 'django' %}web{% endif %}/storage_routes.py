@@ -258,7 +258,12 @@ async def store_upload(
     except asyncio.CancelledError:
         # Only the shutdown grace period cancels a request. The storage aborts its upload on
         # cancellation; answering (instead of re-raising) keeps a traceback and a 500 out of
-        # the logs and metrics for a request the server chose to stop.
+        # the logs and metrics for a request the server chose to stop. The cancellation is
+        # handled here, and said so: Django's task group would otherwise cancel the request
+        # again, after the answer, as one still being cancelled.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
         raise UploadInterrupted(key, "server shutting down") from None
     except (StorageUnavailable, StorageForbidden) as exc:
         # Some clients wrap an exception raised inside the stream they were reading.
