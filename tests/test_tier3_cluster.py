@@ -26,6 +26,8 @@ CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "litestar-postgresql": {"framework": "litestar", "database": "postgresql"},
     "flask-postgresql": {"framework": "flask", "database": "postgresql"},
+    # Django has no database layer yet (copier.yml refuses it with PostgreSQL).
+    "django-local": {"framework": "django", "storage_provider": "local"},
     "gcs-valkey-celery": {
         "storage_provider": "gcs",
         "cache_backend": "valkey",

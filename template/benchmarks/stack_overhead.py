@@ -3,10 +3,10 @@
 Two servers run side by side: the service itself (its real entry point, APP_ENV=production,
 against a throw-away store and storage server) and a bare app of the same framework
 (``benchmarks/bare/``) with the same routes on the same uvicorn settings. ``--compare litestar``
-(or ``fastapi``, ``flask``) adds the other framework's bare app, run in a throw-away environment by
-``uv run --with``, so one run also compares the frameworks. Each server is pinned to core 0; wrk,
-pinned to core 1, loads one route of one server at a time, alternating the servers in every round
-so machine noise hits all alike.
+(or ``fastapi``, ``flask``, ``django``) adds the other framework's bare app, run in a throw-away
+environment by ``uv run --with``, so one run also compares the frameworks. Each server is pinned
+to core 0; wrk, pinned to core 1, loads one route of one server at a time, alternating the
+servers in every round so machine noise hits all alike.
 
 Around each wrk run the server's CPU time (user + system, all threads, from /proc/PID/stat) is
 read; CPU per request is the steadiest of the numbers on a shared machine, req/s and p99 move
@@ -58,6 +58,8 @@ FRAMEWORKS = {
     "litestar": ["litestar>=2.25,<3"],
     # A WSGI framework runs on uvicorn through a2wsgi, as the service does.
     "flask": ["flask>=3.1,<4", "a2wsgi>=1.10,<2"],
+    # Django's own ASGI handler, as the service runs it.
+    "django": ["django>=6.1,<7"],
 }
 DEMO_USER = "demo"  # the demo login account (DEMO_USERNAME default)
 SERVER_CORE = "0"

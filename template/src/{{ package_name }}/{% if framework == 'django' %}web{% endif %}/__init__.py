@@ -1,0 +1,1 @@
+"""The Django adapter: Django's views, URLs and settings over the framework-agnostic core."""

@@ -1,0 +1,69 @@
+"""Django's settings, taken from the service's own typed settings (``config.Settings``).
+
+There is no second configuration system: nothing here reads the environment. Django keeps one
+settings object per process (``django.conf.settings``), while the service builds its settings per
+application (``create_app(settings)``), so this module sets only what Django itself needs, once
+per process, from the first application's settings; everything that can differ between two
+applications (cookies, limits, keys, trusted origins) stays with the core, which reads
+``config.Settings`` on every request. docs/service/django.md has the table of what is set and
+which variable feeds it.
+"""
+
+import logging
+from typing import Any
+
+import django
+from django import conf
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, reset_queries
+
+from ..config import Settings
+
+PACKAGE = __name__.rpartition(".")[0]
+
+
+def django_configuration(settings: Settings) -> dict[str, Any]:
+    """The Django settings of a service configured by ``settings``."""
+    keys = settings.signing_keys.for_purpose("django")
+    return {
+        # Never Django's debug pages: errors are logged by the service and answered plainly.
+        "DEBUG": False,
+        # Derived from SECRET_KEY (and SECRET_KEY_FALLBACKS) for Django's own signing only.
+        "SECRET_KEY": keys[0].hex(),
+        "SECRET_KEY_FALLBACKS": [key.hex() for key in keys[1:]],
+        # Which hosts reach the service is the Ingress's and the balancer's decision.
+        "ALLOWED_HOSTS": ["*"],
+        "ROOT_URLCONF": f"{PACKAGE}.urls",
+        # Sessions are the core's (request.session is backed by it); CSRF is refused by the
+        # core's origin check before Django runs, so neither Django middleware is installed.
+        "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware"],
+        "INSTALLED_APPS": [],
+        "DATABASES": {},
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "USE_I18N": False,
+        "APPEND_SLASH": False,
+        # The core's request limits (MAX_REQUEST_BODY_BYTES, STORAGE_MAX_UPLOAD_BYTES) bound
+        # every body before Django reads it.
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": None,
+        # The core configures logging (LOG_LEVEL, JSON lines); Django's loggers go through it.
+        "LOGGING_CONFIG": None,
+    }
+
+
+def configure(settings: Settings) -> None:
+    """Configure Django for this process, once: later calls change nothing."""
+    # Django's lazy settings object, reached through its module: a module-level reference to it
+    # would be configured (or fail) the moment anything inspects this module's names.
+    if conf.settings.configured:
+        return
+    conf.settings.configure(**django_configuration(settings))
+    django.setup(set_prefix=False)
+    # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
+    # line per request. Server errors are still logged.
+    logging.getLogger("django.request").setLevel(logging.ERROR)
+    if not conf.settings.DATABASES:
+        # Without a database these do nothing, yet cost two thread hops per request.
+        request_started.disconnect(close_old_connections)
+        request_started.disconnect(reset_queries)
+        request_finished.disconnect(close_old_connections)
