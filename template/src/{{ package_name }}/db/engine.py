@@ -152,6 +152,19 @@ async def wait_until_reachable(engine: AsyncEngine, retries: int, backoff_second
             return
 
 
+async def check_reachable(settings: DatabaseSettings, application_name: str) -> None:
+    """``wait_until_reachable`` on a connection of its own, closed after: for a service whose
+    queries go through another driver's pool (Django's ORM), so that start-up retries and refuses
+    the same way."""
+    engine = create_engine(settings, application_name)
+    try:
+        await wait_until_reachable(
+            engine, settings.db_connect_retries, settings.db_connect_backoff_seconds
+        )
+    finally:
+        await engine.dispose()
+
+
 class Database:
     """The pool of this replica, or a stand-in that refuses every use when DATABASE_URL is unset."""
 

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic) under a PostgreSQL advisory lock: one migrator at a time.
+"""Schema migrations (Alembic) under the migration lock: one migrator at a time.
 
 ``python -m <package> migrate`` runs this once per release, before the new version rolls out.
 Two migrators started together (a retried Job, two ``helm upgrade`` runs, a Compose one-shot
@@ -11,46 +11,25 @@ that cannot get its table lock quickly fails (and the Job can retry) instead of 
 query of the running service queue behind it. Each revision commits on its own.
 """
 
-import hashlib
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from .. import SERVICE_NAME
-from ..observability.logs import get_logger
-from .engine import wait_until_reachable
+from .migration_lock import (
+    MigrationResult,
+    migration_engine,
+    migration_lock,
+    migration_lock_key,
+)
 from .settings import DatabaseSettings
-
-logger = get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
-
-def migration_lock_key(service_name: str = SERVICE_NAME) -> int:
-    """The advisory lock key: a signed 64-bit number fixed for the service.
-
-    Advisory locks are scoped to one database, so services in other databases never collide.
-    """
-    digest = hashlib.sha256(f"{service_name}:migrate".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    before: tuple[str, ...]
-    after: tuple[str, ...]
-    waited_for_lock_seconds: float
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
+__all__ = ["MigrationResult", "migrate", "migration_lock_key"]
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -83,17 +62,6 @@ def _run_alembic(
     return before, current_revisions(connection)
 
 
-async def _acquire_lock(connection: AsyncConnection, key: int) -> float:
-    began = time.monotonic()
-    taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-    if not taken:
-        logger.info("waiting for the migration lock: another migrator holds it", lock_key=key)
-        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-    waited = time.monotonic() - began
-    logger.info("migration lock acquired", lock_key=key, waited_seconds=round(waited, 3))
-    return waited
-
-
 async def migrate(
     settings: DatabaseSettings,
     target: str = "head",
@@ -107,32 +75,15 @@ async def migrate(
     migrators configured differently still exclude each other; ``service_name`` only names the
     connections (``<service>-migrate`` in pg_stat_activity).
     """
-    key = migration_lock_key()
-    engine = create_async_engine(
-        settings.url(),
-        poolclass=NullPool,  # two connections, each used once
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"application_name": f"{service_name}-migrate"[:63]},
-        },
-    )
+    engine = migration_engine(settings, service_name)
     try:
-        await wait_until_reachable(
-            engine, settings.db_connect_retries, settings.db_connect_backoff_seconds
-        )
-        async with engine.connect() as connection:
-            lock = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            waited = await _acquire_lock(lock, key)
-            try:
-                async with engine.connect() as migration:
-                    await migration.execute(
-                        text("SELECT set_config('lock_timeout', :value, false)"),
-                        {"value": f"{settings.db_migration_lock_timeout_ms}ms"},
-                    )
-                    await migration.commit()
-                    before, after = await migration.run_sync(_run_alembic, target, downgrade)
-            finally:
-                await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        async with migration_lock(engine, settings) as waited, engine.connect() as migration:
+            await migration.execute(
+                text("SELECT set_config('lock_timeout', :value, false)"),
+                {"value": f"{settings.db_migration_lock_timeout_ms}ms"},
+            )
+            await migration.commit()
+            before, after = await migration.run_sync(_run_alembic, target, downgrade)
     finally:
         await engine.dispose()
     return MigrationResult(before, after, waited)

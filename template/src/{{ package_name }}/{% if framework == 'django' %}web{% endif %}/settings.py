@@ -10,6 +10,7 @@ which variable feeds it.
 """
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import django
@@ -22,8 +23,13 @@ from ..config import Settings
 PACKAGE = __name__.rpartition(".")[0]
 
 
-def django_configuration(settings: Settings) -> dict[str, Any]:
-    """The Django settings of a service configured by ``settings``."""
+def django_configuration(
+    settings: Settings,
+    databases: Mapping[str, Any] | None = None,
+    installed_apps: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The Django settings of a service configured by ``settings``; with a database, its
+    ``DATABASES`` and applications come from ``db.py`` (built from the ``DB_*`` settings)."""
     keys = settings.signing_keys.for_purpose("django")
     return {
         # Never Django's debug pages: errors are logged by the service and answered plainly.
@@ -37,8 +43,9 @@ def django_configuration(settings: Settings) -> dict[str, Any]:
         # Sessions are the core's (request.session is backed by it); CSRF is refused by the
         # core's origin check before Django runs, so neither Django middleware is installed.
         "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware"],
-        "INSTALLED_APPS": [],
-        "DATABASES": {},
+        "INSTALLED_APPS": list(installed_apps),
+        "DATABASES": dict(databases or {}),
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "USE_TZ": True,
         "TIME_ZONE": "UTC",
         "USE_I18N": False,
@@ -51,13 +58,18 @@ def django_configuration(settings: Settings) -> dict[str, Any]:
     }
 
 
-def configure(settings: Settings) -> None:
+def configure(
+    settings: Settings,
+    *,
+    databases: Mapping[str, Any] | None = None,
+    installed_apps: Sequence[str] = (),
+) -> None:
     """Configure Django for this process, once: later calls change nothing."""
     # Django's lazy settings object, reached through its module: a module-level reference to it
     # would be configured (or fail) the moment anything inspects this module's names.
     if conf.settings.configured:
         return
-    conf.settings.configure(**django_configuration(settings))
+    conf.settings.configure(**django_configuration(settings, databases, installed_apps))
     django.setup(set_prefix=False)
     # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
     # line per request. Server errors are still logged.

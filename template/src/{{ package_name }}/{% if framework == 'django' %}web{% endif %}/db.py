@@ -1,0 +1,210 @@
+"""Django's ORM on PostgreSQL, configured from the core's typed ``DatabaseSettings``.
+
+``DATABASES["default"]`` is built here from ``DATABASE_URL`` and the ``DB_*`` settings (no second
+configuration system): Django's PostgreSQL backend on psycopg 3 with Django's connection pool
+(``OPTIONS["pool"]``), so one process never holds more than ``DB_POOL_SIZE + DB_MAX_OVERFLOW``
+connections, whatever the load. A request takes a pooled connection on its first query and gives
+it back when it ends (``CONN_MAX_AGE`` 0: the pool, not the request thread, keeps connections).
+The readiness check runs ``SELECT 1`` through that same pool; errors of the database answer 503.
+
+``python -m <package> migrate`` runs Django's migrations here (``migrate``), under the core's
+migration lock; it and ``manage`` configure Django with no pool: a one-shot process needs one
+connection.
+"""
+
+import asyncio
+import math
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from asgiref.sync import sync_to_async
+from django.core.management import call_command, execute_from_command_line
+from django.db import connections
+from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.utils import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+
+from ..config import Settings
+from ..db.engine import NOT_CONFIGURED, DatabaseNotConfigured, check_reachable
+from ..db.migration_lock import MigrationResult, migration_engine, migration_lock
+from ..db.settings import DatabaseSettings
+from ..observability.logs import get_logger
+from . import settings as django_settings
+from .dependencies import service
+from .errors import HttpError, handles, json_error
+
+logger = get_logger(__name__)
+
+# The Django applications of the service: each with its models and migrations.
+INSTALLED_APPS = [f"{__name__.rpartition('.')[0]}.notes"]
+
+
+def connection_settings(database: DatabaseSettings) -> dict[str, Any]:
+    """``DATABASE_URL`` as Django spells a database: host, port, name, user, password; the URL's
+    query parameters (``sslmode``...) go to the driver as they are."""
+    url = urlsplit(database.url())
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(url.path.lstrip("/")),
+        "USER": unquote(url.username or ""),
+        "PASSWORD": unquote(url.password or ""),
+        "HOST": url.hostname or "",
+        "PORT": str(url.port or ""),
+        "OPTIONS": dict(parse_qsl(url.query)),
+    }
+
+
+def service_databases(database: DatabaseSettings, application_name: str) -> dict[str, Any]:
+    """``DATABASES`` of the service: the capped pool of this process."""
+    if not database.configured:
+        return {}
+    default = connection_settings(database)
+    default["OPTIONS"].update(
+        {
+            # libpq takes whole seconds.
+            "connect_timeout": max(1, math.ceil(database.db_connect_timeout_seconds)),
+            "application_name": application_name[:63],
+            "options": f"-c statement_timeout={database.db_statement_timeout_ms}",
+            "pool": {
+                "min_size": database.db_pool_size,
+                "max_size": database.max_connections,
+                # A request that finds no free connection this long fails (503), never opens one.
+                "timeout": database.db_pool_timeout_seconds,
+            },
+        }
+    )
+    # Pooled connections go back to the pool at the end of each request; each is checked before
+    # use, so after a database restart stale connections are replaced, not handed out.
+    return {"default": {**default, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}}
+
+
+def command_databases(database: DatabaseSettings, application_name: str) -> dict[str, Any]:
+    """``DATABASES`` of a one-shot command (``migrate``, ``manage``): one connection, no pool,
+    DDL waiting at most ``DB_MIGRATION_LOCK_TIMEOUT_MS`` for a table lock."""
+    default = connection_settings(database)
+    default["OPTIONS"].update(
+        {
+            "connect_timeout": max(1, math.ceil(database.db_connect_timeout_seconds)),
+            "application_name": f"{application_name}-migrate"[:63],
+            "options": f"-c lock_timeout={database.db_migration_lock_timeout_ms}",
+        }
+    )
+    return {"default": default}
+
+
+def configure(settings: Settings, databases: dict[str, Any]) -> None:
+    """Configure Django for this process with ``databases`` and the service's applications."""
+    django_settings.configure(settings, databases=databases, installed_apps=INSTALLED_APPS)
+
+
+class DjangoDatabase:
+    """The ORM's database as the service sees it: configured or not, reachable or not."""
+
+    def __init__(self, settings: DatabaseSettings, application_name: str) -> None:
+        self.settings = settings
+        self.application_name = application_name
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.configured
+
+    async def connect(self) -> None:
+        """At start: wait until the database answers (bounded retries); nothing if unconfigured.
+
+        A transient error (refused, server starting) is retried with backoff, a wrong password
+        fails at once: the core's check, on a connection of its own closed before serving.
+        """
+        if self.configured:
+            await check_reachable(self.settings, self.application_name)
+
+    async def ping(self) -> None:
+        """The readiness check: ``SELECT 1`` on a connection of the pool the views use."""
+        if not self.configured:
+            raise DatabaseNotConfigured(NOT_CONFIGURED)
+        await sync_to_async(_select_one, thread_sensitive=False)()
+
+    async def close(self) -> None:
+        """Close the pool (at shutdown)."""
+        if self.configured:
+            await asyncio.to_thread(_close_pool)
+
+
+def _select_one() -> None:
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # back to the pool
+
+
+def _close_pool() -> None:
+    connection = cast(PostgresWrapper, connections["default"])
+    connection.close()
+    connection.close_pool()
+
+
+def database(request: HttpRequest) -> DjangoDatabase:
+    """The application's database (``app.state.database``)."""
+    found: DjangoDatabase = service(request, "database")
+    return found
+
+
+def require_database(request: HttpRequest) -> None:
+    """503 ``database not configured`` when DATABASE_URL is unset (development only)."""
+    if not database(request).configured:
+        raise HttpError(503, NOT_CONFIGURED)
+
+
+@handles(OperationalError, InterfaceError)
+def database_unavailable(exc: Exception) -> HttpResponse:
+    # Unreachable, no free pooled connection in time, or a statement timeout: retry later.
+    logger.warning("database unavailable", error=str(exc).splitlines()[0][:300] if str(exc) else "")
+    return json_error("database unavailable", 503, {"Retry-After": "1"})
+
+
+async def migrate(
+    settings: Settings, database: DatabaseSettings, targets: tuple[str, ...] = ()
+) -> MigrationResult:
+    """Django's ``migrate`` (to ``targets``: ``[app_label [migration]]``, every application's
+    newest by default) while holding the core's migration lock.
+
+    Its connection has ``lock_timeout`` set (``DB_MIGRATION_LOCK_TIMEOUT_MS``), so a schema change
+    that cannot get its table lock quickly fails instead of queueing the running service.
+    """
+    configure(settings, command_databases(database, settings.service_name))
+    engine = migration_engine(database, settings.service_name)
+    try:
+        async with migration_lock(engine, database) as waited:
+            before, after = await asyncio.to_thread(_run_migrate, targets)
+    finally:
+        await engine.dispose()
+    return MigrationResult(before, after, waited)
+
+
+def _applied() -> tuple[str, ...]:
+    recorder = MigrationRecorder(connections["default"])
+    return tuple(sorted(f"{app}.{name}" for app, name in recorder.applied_migrations()))
+
+
+def _run_migrate(targets: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        before = _applied()
+        # The service logs JSON: Django's own progress lines stay off stdout.
+        call_command("migrate", *targets, interactive=False, verbosity=0)
+        return before, _applied()
+    finally:
+        connections["default"].close()
+
+
+def manage(settings: Settings, argv: list[str]) -> int:
+    """Django's command line (``manage.py``): ``argv`` is the program and its arguments."""
+    database = DatabaseSettings.load(settings)
+    configured = database.configured
+    configure(settings, command_databases(database, settings.service_name) if configured else {})
+    try:
+        execute_from_command_line(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0

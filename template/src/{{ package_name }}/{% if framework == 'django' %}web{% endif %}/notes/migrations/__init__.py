@@ -1,0 +1,1 @@
+"""The notes application's migrations, applied in order by ``python -m <package> migrate``."""
