@@ -5,6 +5,9 @@ table; the application never does. ``python -m <package> manage makemigrations``
 one from a change here (the tests check that none is missing).
 """
 
+# Field annotations stay unevaluated: Django's field classes are generic for type checkers only.
+from __future__ import annotations
+
 from datetime import datetime
 from typing import ClassVar, Self
 
