@@ -13,11 +13,14 @@ connection.
 """
 
 import asyncio
+import copy
 import math
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from asgiref.local import Local
 from asgiref.sync import sync_to_async
+from django import conf
 from django.core.management import call_command, execute_from_command_line
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
@@ -42,8 +45,12 @@ INSTALLED_APPS = [f"{__name__.rpartition('.')[0]}.notes"]
 
 def connection_settings(database: DatabaseSettings) -> dict[str, Any]:
     """``DATABASE_URL`` as Django spells a database: host, port, name, user, password; the URL's
-    query parameters (``sslmode``...) go to the driver as they are."""
+    query parameters go to the driver, ``ssl`` (asyncpg's, which the core's connections read
+    from the same URL) as libpq's ``sslmode``."""
     url = urlsplit(database.url())
+    options = dict(parse_qsl(url.query))
+    if "ssl" in options:
+        options["sslmode"] = options.pop("ssl")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(url.path.lstrip("/")),
@@ -51,7 +58,7 @@ def connection_settings(database: DatabaseSettings) -> dict[str, Any]:
         "PASSWORD": unquote(url.password or ""),
         "HOST": url.hostname or "",
         "PORT": str(url.port or ""),
-        "OPTIONS": dict(parse_qsl(url.query)),
+        "OPTIONS": options,
     }
 
 
@@ -94,8 +101,37 @@ def command_databases(database: DatabaseSettings, application_name: str) -> dict
 
 
 def configure(settings: Settings, databases: dict[str, Any]) -> None:
-    """Configure Django for this process with ``databases`` and the service's applications."""
-    django_settings.configure(settings, databases=databases, installed_apps=INSTALLED_APPS)
+    """Configure Django for this process with ``databases`` and the service's applications.
+
+    Django keeps one ``DATABASES`` per process. The service builds one application per process;
+    a process that builds several (the tests) gets the newest application's databases: the
+    previous ones' connections and pools are closed first.
+    """
+    global _databases
+    if conf.settings.configured and databases != _databases:
+        _use_databases(databases)
+    django_settings.configure(
+        settings, databases=copy.deepcopy(databases), installed_apps=INSTALLED_APPS
+    )
+    _databases = copy.deepcopy(databases)
+
+
+# The databases Django was last configured with (it adds its defaults to its own copy).
+_databases: dict[str, Any] | None = None
+
+
+def _use_databases(databases: dict[str, Any]) -> None:
+    for alias in connections:
+        connection = connections[alias]
+        connection.close()
+        if isinstance(connection, PostgresWrapper):
+            connection.close_pool()
+    conf.settings.DATABASES = copy.deepcopy(databases)
+    # Django's connection handler reads DATABASES once and keeps a connection object per
+    # thread: both start afresh, as in a new process.
+    handler = cast(Any, connections)
+    handler.settings = connections.configure_settings(copy.deepcopy(databases))
+    handler._connections = Local(handler.thread_critical)
 
 
 class DjangoDatabase:

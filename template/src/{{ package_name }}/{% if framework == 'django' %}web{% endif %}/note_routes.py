@@ -8,7 +8,7 @@ an unreachable database, a pool with no free connection in time or a statement t
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import api_docs
 from .db import require_database
 from .errors import HttpError, json_response
-from .notes.models import TITLE_MAX_LENGTH, Note
+from .notes import TITLE_MAX_LENGTH
 from .routing import endpoint
 from .validation import json_body, parse, query
+
+if TYPE_CHECKING:
+    from .notes.models import Note
 
 BODY_MAX_LENGTH = 10_000
 PAGE_SIZE_MAX = 100
@@ -27,6 +30,14 @@ NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot store NUL characters
 
 NoteId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 PageSize = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
+
+
+def notes() -> "type[Note]":
+    """The ``Note`` model. Imported on first use: a Django model exists only once Django has
+    loaded its applications (``create_app``), after this module is imported."""
+    from .notes.models import Note
+
+    return Note
 
 
 class NoteIn(BaseModel):
@@ -43,7 +54,7 @@ class NoteOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, note: Note) -> "NoteOut":
+    def of(cls, note: "Note") -> "NoteOut":
         return cls(id=note.id, title=note.title, body=note.body_text, created_at=note.created_at)
 
 
@@ -57,7 +68,7 @@ class NotePage(BaseModel):
 async def create_note(request: HttpRequest) -> HttpResponse:
     note: NoteIn = await json_body(request, NoteIn)
     require_database(request)
-    row = Note.new(note.title, note.body)
+    row = notes().new(note.title, note.body)
     # INSERT ... RETURNING: the id and the database's created_at come back.
     await row.asave()
     created = NoteOut.of(row)
@@ -69,7 +80,7 @@ async def create_note(request: HttpRequest) -> HttpResponse:
 async def get_note(request: HttpRequest, note_id: str) -> HttpResponse:
     checked: int = parse(NoteId, note_id, "path", "note_id")
     require_database(request)
-    row = await Note.objects.filter(id=checked).afirst()
+    row = await notes().objects.filter(id=checked).afirst()
     if row is None:
         raise HttpError(404, "no such note")
     return json_response(NoteOut.of(row).model_dump(mode="json"))
@@ -81,7 +92,7 @@ async def list_notes(request: HttpRequest) -> HttpResponse:
     limit: int = query(request, "limit", PageSize, 20)
     before: int | None = query(request, "before", NoteId)
     require_database(request)
-    rows = Note.objects.order_by("-id")
+    rows = notes().objects.order_by("-id")
     if before is not None:
         rows = rows.filter(id__lt=before)
     items = [NoteOut.of(row) async for row in rows[:limit]]

@@ -74,8 +74,8 @@ def configure(
     # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
     # line per request. Server errors are still logged.
     logging.getLogger("django.request").setLevel(logging.ERROR)
-    if not conf.settings.DATABASES:
-        # Without a database these do nothing, yet cost two thread hops per request.
+    if databases is None:
+        # Without a database layer these do nothing, yet cost two thread hops per request.
         request_started.disconnect(close_old_connections)
         request_started.disconnect(reset_queries)
         request_finished.disconnect(close_old_connections)

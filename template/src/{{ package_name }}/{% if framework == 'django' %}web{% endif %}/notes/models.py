@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 from django.db import models
 from django.db.models.functions import Now
 
-TITLE_MAX_LENGTH = 200
+from . import TITLE_MAX_LENGTH
 
 
 class Note(models.Model):
