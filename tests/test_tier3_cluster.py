@@ -26,8 +26,12 @@ CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "litestar-postgresql": {"framework": "litestar", "database": "postgresql"},
     "flask-postgresql": {"framework": "flask", "database": "postgresql"},
-    # Django has no database layer yet (copier.yml refuses it with PostgreSQL).
-    "django-local": {"framework": "django", "storage_provider": "local"},
+    # Django's ORM, its pool and its migrations under the cluster contract.
+    "django-local-postgresql": {
+        "framework": "django",
+        "storage_provider": "local",
+        "database": "postgresql",
+    },
     "gcs-valkey-celery": {
         "storage_provider": "gcs",
         "cache_backend": "valkey",
