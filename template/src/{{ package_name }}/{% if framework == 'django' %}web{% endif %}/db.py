@@ -87,13 +87,14 @@ def service_databases(database: DatabaseSettings, application_name: str) -> dict
 
 
 def command_databases(database: DatabaseSettings, application_name: str) -> dict[str, Any]:
-    """``DATABASES`` of a one-shot command (``migrate``, ``manage``): one connection, no pool,
-    DDL waiting at most ``DB_MIGRATION_LOCK_TIMEOUT_MS`` for a table lock."""
+    """``DATABASES`` of a one-shot command (``migrate``, ``manage``), its connections named
+    ``application_name``: one connection, no pool, DDL waiting at most
+    ``DB_MIGRATION_LOCK_TIMEOUT_MS`` for a table lock."""
     default = connection_settings(database)
     default["OPTIONS"].update(
         {
             "connect_timeout": max(1, math.ceil(database.db_connect_timeout_seconds)),
-            "application_name": f"{application_name}-migrate"[:63],
+            "application_name": application_name[:63],
             "options": f"-c lock_timeout={database.db_migration_lock_timeout_ms}",
         }
     )
@@ -196,7 +197,8 @@ def require_database(request: HttpRequest) -> None:
 @handles(OperationalError, InterfaceError)
 def database_unavailable(exc: Exception) -> HttpResponse:
     # Unreachable, no free pooled connection in time, or a statement timeout: retry later.
-    logger.warning("database unavailable", error=str(exc).splitlines()[0][:300] if str(exc) else "")
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    logger.warning("database unavailable", error=reason)
     return json_error("database unavailable", 503, {"Retry-After": "1"})
 
 
@@ -209,7 +211,7 @@ async def migrate(
     Its connection has ``lock_timeout`` set (``DB_MIGRATION_LOCK_TIMEOUT_MS``), so a schema change
     that cannot get its table lock quickly fails instead of queueing the running service.
     """
-    configure(settings, command_databases(database, settings.service_name))
+    configure(settings, command_databases(database, f"{settings.service_name}-migrate"))
     engine = migration_engine(database, settings.service_name)
     try:
         async with migration_lock(engine, database) as waited:
@@ -237,8 +239,8 @@ def _run_migrate(targets: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, 
 def manage(settings: Settings, argv: list[str]) -> int:
     """Django's command line (``manage.py``): ``argv`` is the program and its arguments."""
     database = DatabaseSettings.load(settings)
-    configured = database.configured
-    configure(settings, command_databases(database, settings.service_name) if configured else {})
+    name = f"{settings.service_name}-manage"
+    configure(settings, command_databases(database, name) if database.configured else {})
     try:
         execute_from_command_line(argv)
     except SystemExit as exc:
