@@ -142,16 +142,21 @@ def test_nothing_in_copier_yml_needs_trust() -> None:
 
 
 def test_every_project_owned_pattern_names_a_rendered_file(tmp_path: Path, renderer) -> None:
-    """A stale _skip_if_exists entry would silently stop protecting anything."""
+    """A stale _skip_if_exists entry would silently stop protecting anything. Every entry names
+    a file of the default project with a database, or of the Django one (Django's models)."""
     space = answer_space()
     data = space.default_combination().data | {"database": "postgresql"}
-    project = renderer(data, tmp_path / "project")
-    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    projects = [
+        renderer(data, tmp_path / "project"),
+        renderer(data | {"framework": "django"}, tmp_path / "django-project"),
+    ]
+    package = yaml.safe_load((projects[0] / ".copier-answers.yml").read_text())["package_name"]
     patterns = _copier_yml()["_skip_if_exists"]
     assert isinstance(patterns, list) and patterns
     for pattern in patterns:
-        path = project / str(pattern).replace("{{ package_name }}", package)
-        assert path.is_file(), f"_skip_if_exists names {pattern}, which is not rendered"
+        relative = str(pattern).replace("{{ package_name }}", package)
+        rendered = [project for project in projects if (project / relative).is_file()]
+        assert rendered, f"_skip_if_exists names {pattern}, which is not rendered"
 
 
 def test_the_policy_page_lists_every_project_owned_file() -> None:
