@@ -21,6 +21,7 @@ from deploy_checks import (
     Artifacts,
     DeployReport,
     chart_connection_budget_problems,
+    chart_store_budget_problems,
     check_chart,
     check_compose,
     check_workflow,
@@ -36,6 +37,7 @@ from deploy_checks import (
     route_paths,
     run_checkov,
     run_deploy_checks,
+    store_budget,
     validate_manifest,
     wording_problems,
 )
@@ -278,6 +280,32 @@ def test_connection_budget_counts_every_process(
     assert f"{two} connections > database.maxConnections" in str(refused.value)
     assert "x 2 processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = 4) = 104" in str(refused.value)
     assert arithmetic in str(refused.value)
+
+
+def test_store_budget_fits_by_default_and_is_enforced(artifacts: Artifacts, tmp_path) -> None:
+    """The store's default client limit holds the defaults; more replicas or connections per
+    process than it holds are refused with the arithmetic; without the chart's check, values
+    over the budget would render, and the check reports it."""
+    assert artifacts.chart
+    chart = tmp_path / artifacts.chart.name
+    shutil.copytree(artifacts.chart, chart)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    # 13 pods x 1 process x (STORE_MAX_CONNECTIONS 20 + the jobs' lock and ledger pools 8).
+    assert store_budget(values) == (364, 9968)
+    assert chart_store_budget_problems(chart) == []
+    with pytest.raises(Exception, match="store connection budget") as refused:
+        render_chart(chart, {"config": {"STORE_MAX_CONNECTIONS": "1000"}})
+    assert "13104 connections > store.maxClients - store.reservedClients = 9968" in str(
+        refused.value
+    )
+    assert "x 1 process x (STORE_MAX_CONNECTIONS 1000 + jobs 8 = 1008) = 13104" in str(
+        refused.value
+    )
+    budget = chart / "templates/store-budget.yaml"
+    include = '{{- include "app.checkStoreBudget" . }}'
+    budget.write_text(budget.read_text().replace(include, ""))
+    problems = chart_store_budget_problems(chart)
+    assert any("render: must be refused" in p for p in problems), problems
 
 
 def test_process_budget_fits_by_default_and_is_enforced(artifacts: Artifacts, tmp_path) -> None:

@@ -48,32 +48,36 @@ pytestmark = pytest.mark.tier5
 
 SPACE = answer_space()
 TOOLS = ("podman", "runc", "mmdebstrap")
-# Every service kind the Compose file can contain appears in one project at least.
+# Every service kind the Compose file can contain appears in one project at least, and every
+# framework serves one stack: the image, the Compose file and the cluster checks are the same
+# for all four, so each framework's image is proven to start, serve and drain in a container.
 PROJECTS: dict[str, dict[str, Any]] = {
     # lb, app x3, store (redis), postgres + migrate, minio + storage-init; in-process jobs.
-    "redis-postgresql-s3": {"database": "postgresql"},
-    # store (valkey), gcs emulator, celery worker + beat.
-    "valkey-gcs-celery": {
+    "fastapi-redis-postgresql-s3": {"database": "postgresql"},
+    # store (valkey), gcs emulator, celery worker + beat; WSGI under several server processes.
+    "flask-valkey-gcs-celery": {
+        "framework": "flask",
         "cache_backend": "valkey",
         "storage_provider": "gcs",
         "scheduler": "celery",
     },
     # store (memcached), the shared volume and its chown one-shot (Memcached holds no job
     # locks: in-process jobs would need PostgreSQL, covered above).
-    "memcached-local": {
+    "django-memcached-local": {
+        "framework": "django",
         "cache_backend": "memcached",
         "storage_provider": "local",
         "scheduler": "none",
     },
     # azurite + the az one-shot.
-    "azure": {"storage_provider": "azure"},
+    "litestar-azure": {"framework": "litestar", "storage_provider": "azure"},
 }
 # The full checks run on the first project; the others: it serves, sessions and files across
 # replicas, the one-shots ran once, a tick ran once, down leaves nothing.
-FULL = "redis-postgresql-s3"
+FULL = "fastapi-redis-postgresql-s3"
 # Variables of the environment `compose up` reads, per project: this one runs its replicas with
 # several server processes each, and one replica is restarted under load.
-STACK_ENV: dict[str, dict[str, str]] = {"valkey-gcs-celery": {"WEB_CONCURRENCY": "2"}}
+STACK_ENV: dict[str, dict[str, str]] = {"flask-valkey-gcs-celery": {"WEB_CONCURRENCY": "2"}}
 DEMO_PASSWORD = secrets.token_urlsafe(24)
 JOB = "rollup_events"
 LOAD_RATE = 40.0

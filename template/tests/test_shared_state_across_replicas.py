@@ -1,9 +1,13 @@
 """Two real service processes sharing one store: any replica serves any session and cache entry."""
 
+import asyncio
+from collections.abc import Callable
+
 import httpx2
 import pytest
 
 from .support.server import TLS_CONTEXT, ServerProcess, Services, StoreServer
+from .support.tcp_gate import TcpGate
 
 KEY = "0123456789abcdef" * 3
 LOGIN = {"username": "demo", "password": "demo"}
@@ -88,3 +92,45 @@ def test_store_commands_per_request_counted_by_the_server(
         for _ in range(20):
             assert client.get(a.base_url + "/").status_code == 200
         assert store_server.total_commands() == before
+
+
+def test_200_concurrent_session_requests_use_at_most_store_max_connections(
+    start_server: Callable[..., ServerProcess], store_server: StoreServer
+) -> None:
+    """A burst of 200 logged-in requests at once on one replica: every one is answered, and the
+    replica opens no more store connections than STORE_MAX_CONNECTIONS (one per request would
+    be 200, and a few bursty replicas would exhaust the store's maxclients)."""
+    gate = TcpGate(store_server.port)
+    gate.open()
+    # Job locks in a Redis-family store have their own small pools (JOBS_MAX_CONNECTIONS): sent
+    # past the gate, so that it counts the sessions' connections alone. Elsewhere (no jobs, or
+    # locks in PostgreSQL) the variable is not read.
+    locks = {"LOCK_URL": store_server.url} if store_server.SCHEME != "memcached" else {}
+    try:
+        replica = start_server(
+            STORE_URL=gate.redirect(store_server.url),
+            STORE_MAX_CONNECTIONS="4",
+            STORE_TIMEOUT_SECONDS="5",
+            SECRET_KEY=KEY,
+            KEY_NAMESPACE="burst-test",
+            **locks,
+        )
+        with httpx2.Client(timeout=10, verify=TLS_CONTEXT) as client:
+            assert client.post(replica.base_url + "/session/login", json=LOGIN).status_code == 200
+            cookies = dict(client.cookies)
+
+        async def burst() -> list[int]:
+            limits = httpx2.Limits(max_connections=200)
+            async with httpx2.AsyncClient(
+                timeout=30, verify=TLS_CONTEXT, limits=limits, cookies=cookies
+            ) as client:
+                url = replica.base_url + "/session/whoami"
+                answers = await asyncio.gather(*(client.get(url) for _ in range(200)))
+            return [answer.status_code for answer in answers]
+
+        statuses = asyncio.run(burst())
+    finally:
+        gate.close()
+    assert statuses == [200] * 200
+    print(f"store connections opened by one replica under 200 concurrent requests: {gate.accepted}")
+    assert 1 <= gate.accepted <= 4, f"{gate.accepted} store connections for a cap of 4"

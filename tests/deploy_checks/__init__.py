@@ -36,12 +36,14 @@ from deploy_checks.chart import (
     STORAGE_VALUE_SETS,
     VALUE_SETS,
     chart_connection_budget_problems,
+    chart_store_budget_problems,
     check_chart,
     connection_budget,
     internal_port_invariants,
     manifest_invariants,
     pod_spec,
     render_chart,
+    store_budget,
     validate_manifest,
 )
 from deploy_checks.checkov import run_checkov
@@ -61,10 +63,11 @@ from deploy_checks.wording import duplicate_headings, markdown_problems, wording
 __all__ = [
     "KUBERNETES_VERSIONS", "NEWEST_KUBERNETES", "OLDEST_KUBERNETES", "REFUSED_VALUE_SETS",
     "SETTINGS_PROBE", "STORAGE_REFUSED_VALUE_SETS", "STORAGE_VALUE_SETS", "VALUE_SETS",
-    "Artifacts", "DeployReport", "chart_connection_budget_problems", "check_chart", "check_compose",
-    "check_workflow", "compose_store_problems", "connection_budget",
+    "Artifacts", "DeployReport", "chart_connection_budget_problems", "chart_store_budget_problems",
+    "check_chart", "check_compose", "check_workflow", "compose_store_problems", "connection_budget",
     "dependency_bot_problems", "deployment_environments", "duplicate_headings",
     "image_smoke_script", "internal_port_invariants", "manifest_invariants", "markdown_problems",
     "pod_spec", "render_chart",
-    "route_paths", "run_checkov", "run_deploy_checks", "validate_manifest", "wording_problems",
+    "route_paths", "run_checkov", "run_deploy_checks", "store_budget", "validate_manifest",
+    "wording_problems",
 ]  # fmt: skip

@@ -634,10 +634,11 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
     total, limit = connection_budget(values)
     if total > limit:
         problems.append(f"default values open {total} database connections > {limit}")
-    over = _merge(values, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
-    over_total, _ = connection_budget(over)
+    # The store's own budget is lifted, so that only the database's can refuse these values.
+    over_values = {"autoscaling": {"enabled": True, "maxReplicas": 100}, **UNLIMITED_STORE}
+    over_total, _ = connection_budget(_merge(values, over_values))
     try:
-        render_chart(chart, {"autoscaling": {"enabled": True, "maxReplicas": 100}})
+        render_chart(chart, over_values)
     except Exception as error:
         expected = f"{over_total} connections > database.maxConnections"
         if expected not in str(error) or "DB_POOL_SIZE + DB_MAX_OVERFLOW" not in str(error):
@@ -647,7 +648,11 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
             f"values with {over_total} database connections > {limit} render: must be refused"
         )
     # Two processes per pod (within the process budget): twice the pools and the job locks.
-    doubled = {"config": {"WEB_CONCURRENCY": "2"}, "resources": {"limits": {"cpu": "2"}}}
+    doubled = {
+        "config": {"WEB_CONCURRENCY": "2"},
+        "resources": {"limits": {"cpu": "2"}},
+        **UNLIMITED_STORE,
+    }
     doubled_total, _ = connection_budget(_merge(values, doubled))
     if doubled_total <= limit:
         problems.append(f"two processes per pod fit the default budget ({doubled_total})")
@@ -662,6 +667,64 @@ def chart_connection_budget_problems(chart: Path) -> list[str]:
             f"two processes per pod ({doubled_total} database connections > {limit}) render: "
             "must be refused"
         )
+    return problems
+
+
+# Values that lift one budget, so that a check of the other sees its own refusal alone.
+UNLIMITED_STORE = {"store": {"maxClients": 10**7}}
+UNLIMITED_DATABASE = {"database": {"maxConnections": 10**7}}
+
+
+def store_budget(values: Mapping[str, Any]) -> tuple[int, int]:
+    """The worst-case connections of a release to the shared store and what the store accepts,
+    computed here independently of the chart's own arithmetic (templates/store-budget.yaml)."""
+    store, config = values["store"], values.get("config", {})
+    autoscaling = values.get("autoscaling", {})
+    replicas = int(
+        autoscaling["maxReplicas"] if autoscaling.get("enabled") else values["replicaCount"]
+    )
+    surge = str(values.get("rollingUpdate", {}).get("maxSurge", "25%"))
+    pods = replicas + (-(-replicas * int(surge[:-1]) // 100) if surge.endswith("%") else int(surge))
+    # Every server process, and every CronJob run, has its own pools.
+    per_process = int(config.get("STORE_MAX_CONNECTIONS", 20)) + int(
+        store.get("jobsConnectionsPerProcess", 0)
+    )
+    processes = pods * int(config.get("WEB_CONCURRENCY", 1)) + len(values.get("cronJobs") or {})
+    total = processes * per_process + int(store.get("extraConnections", 0))
+    return total, int(store["maxClients"]) - int(store.get("reservedClients", 0))
+
+
+def chart_store_budget_problems(chart: Path) -> list[str]:
+    """The defaults fit the declared store, and values over the budget (more replicas, or more
+    connections per process) are refused with the arithmetic in the message."""
+    values = read_yaml(chart / "values.yaml")
+    if "store" not in values:
+        return ["the chart declares no store.maxClients budget"]
+    problems = []
+    total, limit = store_budget(values)
+    if total > limit:
+        problems.append(f"default values open {total} store connections > {limit}")
+    # The database's budget, where there is one, is lifted: only the store's may refuse.
+    lifted = UNLIMITED_DATABASE if "database" in values else {}
+    for label, override in (
+        ("400 replicas", {"autoscaling": {"enabled": True, "maxReplicas": 400}, **lifted}),
+        ("STORE_MAX_CONNECTIONS 1000", {"config": {"STORE_MAX_CONNECTIONS": "1000"}, **lifted}),
+    ):
+        over_total, _ = store_budget(_merge(values, override))
+        if over_total <= limit:
+            problems.append(f"{label}: {over_total} store connections fit {limit}: not a test")
+            continue
+        try:
+            render_chart(chart, override)
+        except Exception as error:
+            expected = f"store connection budget: {over_total} connections > store.maxClients"
+            if expected not in str(error) or "STORE_MAX_CONNECTIONS" not in str(error):
+                problems.append(f"{label}: refused without the arithmetic: {error}")
+        else:
+            problems.append(
+                f"{label}: values with {over_total} store connections > {limit} render: "
+                "must be refused"
+            )
     return problems
 
 
@@ -804,6 +867,7 @@ def check_chart(chart_dir: str, routes: list[str], release: str = "release") -> 
         ]
         problems += [f"helm lint (Kubernetes {version}): {e}" for e in result.get("errors", [])]
     problems += chart_connection_budget_problems(chart)
+    problems += chart_store_budget_problems(chart)
     problems += chart_process_budget_problems(chart)
     values = read_yaml(chart / "values.yaml")
     readme = (

@@ -185,6 +185,9 @@ class Settings(EnvironmentSettings):
     # an in-process store, which production refuses because each replica would have its own.
     store_url: Credential = None
     store_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Connections one server process opens to the store, at most: a burst of requests waits (up
+    # to STORE_TIMEOUT_SECONDS, then 503) for a free one instead of opening one per request.
+    store_max_connections: int = Field(default=20, ge=1, le=1000)
     key_namespace: str = Field(default=SERVICE_NAME, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     session_cookie_name: str = Field(default="session", pattern=r"^[A-Za-z0-9_-]{1,64}$")

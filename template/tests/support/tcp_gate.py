@@ -28,6 +28,8 @@ class TcpGate:
         self._connections: set[socket.socket] = set()
         self._stranded: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # Connections the gate let through since it was made: a client's pool opens no more.
+        self.accepted = 0
 
     def open(self) -> None:
         listener = socket.create_server((LOOPBACK, self.port))  # SO_REUSEADDR: same port again
@@ -75,6 +77,7 @@ class TcpGate:
                 sock.settimeout(None)
             with self._lock:
                 self._connections.update((client, upstream))
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..locks import LockUnavailable
-from ..store.redis_store import redis_client
+from ..store.redis_store import JOBS_MAX_CONNECTIONS, redis_client
 from .ledger import JobLedger, RunRecord, Written
 
 # KEYS: written hash, fence, newest entry. ARGV: idempotency key, fencing token, value.
@@ -137,4 +137,5 @@ class RedisLedger:
 
 
 def from_url(url: str, namespace: str, timeout_seconds: float, retention_seconds: int) -> JobLedger:
-    return RedisLedger(redis_client(url, timeout_seconds), namespace, retention_seconds)
+    client = redis_client(url, timeout_seconds, JOBS_MAX_CONNECTIONS)
+    return RedisLedger(client, namespace, retention_seconds)

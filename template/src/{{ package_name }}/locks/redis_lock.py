@@ -14,7 +14,7 @@ import secrets
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..store.redis_store import redis_client
+from ..store.redis_store import JOBS_MAX_CONNECTIONS, redis_client
 from . import Lease, LockBackend, LockUnavailable
 
 ACQUIRE = """
@@ -95,4 +95,4 @@ def _ms(seconds: float) -> int:
 
 
 def from_url(url: str, timeout_seconds: float) -> LockBackend:
-    return RedisLockBackend(redis_client(url, timeout_seconds))
+    return RedisLockBackend(redis_client(url, timeout_seconds, JOBS_MAX_CONNECTIONS))

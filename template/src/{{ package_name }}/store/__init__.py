@@ -83,7 +83,15 @@ def check_store_url(settings: Settings) -> None:
     store_module(settings.store_url_value)
 
 
-def open_store(url: str, timeout_seconds: float) -> KeyValueStore:
+# STORE_MAX_CONNECTIONS' default (config.Settings), for stores opened without settings.
+DEFAULT_MAX_CONNECTIONS = 20
+
+
+def open_store(
+    url: str, timeout_seconds: float, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> KeyValueStore:
+    """The store at ``url``: at most ``max_connections`` connections, each command (and each
+    wait for a free connection) bounded by ``timeout_seconds``."""
     module = importlib.import_module(f".{store_module(url)}", __name__)
-    store: KeyValueStore = module.from_url(url, timeout_seconds)
+    store: KeyValueStore = module.from_url(url, timeout_seconds, max_connections)
     return store

@@ -2,12 +2,15 @@
 
 pymemcache closes a connection on any timeout or error, so a late answer can never be read as the
 reply to a later command (a risk with clients that leave cancelled connections in their pool).
+The store has as many worker threads as pooled connections (``STORE_MAX_CONNECTIONS`` per server
+process): a burst of requests queues for a thread instead of opening more connections.
 Memcached keeps nothing across restarts, and evicts under memory pressure unless started with
 ``-M`` (as Compose runs it): sessions can be lost.
 """
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -20,17 +23,34 @@ from . import KeyValueStore, StoreUnavailable
 T = TypeVar("T")
 
 DEFAULT_PORT = 11211
-MAX_POOL_SIZE = 32
 
 
 class MemcachedStore:
-    def __init__(self, client: RetryingClient, pool: PooledClient) -> None:
+    def __init__(
+        self,
+        client: RetryingClient,
+        pool: PooledClient,
+        max_connections: int,
+        timeout_seconds: float,
+    ) -> None:
         self._client = client
         self._pool = pool
+        # One thread per pooled connection, and never more commands at once than connections:
+        # a command waits up to the timeout for a free one, like redis-py's blocking pool.
+        self._threads = ThreadPoolExecutor(max_connections, thread_name_prefix="memcached")
+        self._free = asyncio.Semaphore(max_connections)
+        self._timeout_seconds = timeout_seconds
 
     async def _run(self, operation: str, call: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(call)
+            async with asyncio.timeout(self._timeout_seconds):
+                await self._free.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"memcached {operation} failed: no free connection within {self._timeout_seconds} s"
+            ) from None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except (MemcacheUnexpectedCloseError, OSError) as exc:
             # A timeout or a broken connection: a server restarted at a new address (a
             # container or pod given a new IP) leaves every pooled connection hanging, and each
@@ -40,6 +60,8 @@ class MemcachedStore:
             raise StoreUnavailable(f"memcached {operation} failed: {exc}") from exc
         except MemcacheError as exc:
             raise StoreUnavailable(f"memcached {operation} failed: {exc}") from exc
+        finally:
+            self._free.release()
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = await self._run("get", lambda: self._client.get(key))
@@ -97,17 +119,18 @@ class MemcachedStore:
         await self._run("version", self._client.version)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._client.close)
+        self._threads.shutdown(wait=False)
 
 
-def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
+def from_url(url: str, timeout_seconds: float, max_connections: int) -> KeyValueStore:
     parts = urlsplit(url)
     client = PooledClient(
         (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT),
         connect_timeout=timeout_seconds,
         timeout=timeout_seconds,
         no_delay=True,
-        max_pool_size=MAX_POOL_SIZE,
+        max_pool_size=max_connections,
         default_noreply=False,  # wait for the server: a write must be stored before we answer
     )
     # A pooled connection that the server closed (it restarted since) fails at its first use;
@@ -117,8 +140,8 @@ def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
     # nothing runs twice; a timeout is not retried (the command may have run).
     retrying = RetryingClient(
         client,
-        attempts=MAX_POOL_SIZE + 1,
+        attempts=max_connections + 1,
         retry_delay=0,
         retry_for=[MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError],
     )
-    return MemcachedStore(retrying, client)
+    return MemcachedStore(retrying, client, max_connections, timeout_seconds)

@@ -65,5 +65,5 @@ class MemoryStore:
         self._items.clear()
 
 
-def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
-    return MemoryStore()
+def from_url(url: str, timeout_seconds: float, max_connections: int) -> KeyValueStore:
+    return MemoryStore()  # in this process: no connection, no timeout

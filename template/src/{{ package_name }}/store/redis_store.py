@@ -4,9 +4,13 @@ Timeouts are set on the socket, so a hung server fails a request quickly instead
 redis-py drops a connection that timed out or was cancelled, and reconnects on the next command, so
 the service recovers by itself when the store comes back. When one command fails that way, the
 pool also drops its idle connections (``DropIdleOnFailurePool``).
+
+The pool is bounded (``STORE_MAX_CONNECTIONS`` per server process): a burst of requests shares the
+open connections, each command waiting up to the timeout for a free one, instead of opening one
+connection per concurrent request until the server's ``maxclients`` refuses every replica.
 """
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -103,7 +107,7 @@ def stale_connection_retry() -> Retry:
     return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 
 
-class DropIdleOnFailurePool(ConnectionPool):
+class DropIdleOnFailurePool(BlockingConnectionPool):
     """A pool that closes its idle connections when a command's connection fails.
 
     A store restarted at a new address (a container or pod given a new IP) leaves every pooled
@@ -120,12 +124,21 @@ class DropIdleOnFailurePool(ConnectionPool):
             await self.disconnect(inuse_connections=False)
 
 
-def redis_client(url: str, timeout_seconds: float) -> Redis:
-    """A pooled client for redis://, rediss://, valkey:// or valkeys:// (the same protocol)."""
+# Connections of the job lock client and of the run ledger client, each, per process: their
+# commands are few and short (a tick's acquire, a renewal, a run record).
+JOBS_MAX_CONNECTIONS = 4
+
+
+def redis_client(url: str, timeout_seconds: float, max_connections: int) -> Redis:
+    """A pooled client for redis://, rediss://, valkey:// or valkeys:// (the same protocol), with
+    at most ``max_connections`` connections; a command waits up to ``timeout_seconds`` for one."""
     if url.startswith("valkey"):
         url = "redis" + url.removeprefix("valkey")
     pool = DropIdleOnFailurePool.from_url(
         url,
+        max_connections=max_connections,
+        # The wait for a free connection: past it, "No connection available" (StoreUnavailable).
+        timeout=timeout_seconds,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
@@ -136,5 +149,5 @@ def redis_client(url: str, timeout_seconds: float) -> Redis:
     return Redis.from_pool(pool)
 
 
-def from_url(url: str, timeout_seconds: float) -> KeyValueStore:
-    return RedisStore(redis_client(url, timeout_seconds))
+def from_url(url: str, timeout_seconds: float, max_connections: int) -> KeyValueStore:
+    return RedisStore(redis_client(url, timeout_seconds, max_connections))

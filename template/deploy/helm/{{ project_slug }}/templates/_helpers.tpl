@@ -117,6 +117,23 @@ the budgets count processes, not pods.
 {{- end }}
 
 {{/*
+The most web pods a release runs at once, for the connection budgets, as JSON
+{"replicas", "surge", "pods"}: autoscaling.maxReplicas (or replicaCount) plus what a rolling
+update adds (rollingUpdate.maxSurge, a percentage rounded up).
+*/}}
+{{- define "app.worstCaseWebPods" -}}
+{{- $replicas := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- $surge := .Values.rollingUpdate.maxSurge | toString }}
+{{- $surgePods := 0 }}
+{{- if hasSuffix "%" $surge }}
+{{- $surgePods = div (add (mul $replicas (trimSuffix "%" $surge | int)) 99) 100 }}
+{{- else }}
+{{- $surgePods = $surge | int }}
+{{- end }}
+{{- dict "replicas" $replicas "surge" $surgePods "pods" (add $replicas $surgePods) | toJson }}
+{{- end }}
+
+{{/*
 Kubernetes quantities as integers, for the budgets. Call with (dict "value" <quantity> "name"
 <the value's path, for the error>). A YAML number is taken as it is (Helm reads numbers as
 floats, which print as 5.36870912e+08, so they are never parsed as text).
