@@ -370,15 +370,20 @@ def materialise(
 ) -> Path:
     """A tree made of hard links to the blobs (no content is written again)."""
     dst.mkdir(parents=True, exist_ok=True)
+    made = {"."}
     for d in sorted(dirs):
         (dst / d).mkdir(parents=True, exist_ok=True)
+        made.update(p.as_posix() for p in (PurePosixPath(d), *PurePosixPath(d).parents))
     for rel, (sha, _) in files.items():
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = os.path.join(dst, rel)
+        parent = os.path.dirname(rel) or "."
+        if parent not in made:
+            os.makedirs(os.path.join(dst, parent), exist_ok=True)
+            made.add(parent)
         try:
             os.link(blobs[sha], target)
         except OSError:  # another filesystem: copy
-            target.write_bytes(blobs[sha].read_bytes())
+            Path(target).write_bytes(blobs[sha].read_bytes())
     return dst
 
 

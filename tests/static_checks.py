@@ -19,6 +19,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from artifacts import compare_with_copier, materialise, render_artifacts, write_blobs
+from artifacts import (
+    materialise,
+    plain_renders,
+    render_artifacts,
+    tree_differences,
+    write_blobs,
+)
 from container_checks import dockerfile_problems, dockerignore_problems, hadolint_problems
 from deploy_checks import run_deploy_checks
 from helpers import POOL_CONTEXT
@@ -336,11 +343,30 @@ def run_static_checks(
     rendered with plain copier.run_copy and compared byte for byte with their assembled
     trees; a difference fails that combination.
 
-    Trees that pass are deleted unless keep or TEMPLATE_TESTS_KEEP_TREES=1 (then every tree is
-    whole); failing trees are always kept for inspection.
+    The trees are scratch space, on a tmpfs when the machine has one (TIER1_SCRATCH=root keeps
+    them under root): the plain renders start first, in a process of their own, beside the
+    distinct-artifact render; the project-import check runs once per ruff shape (it reads the
+    Python files only). Failing trees, and every tree with keep or TEMPLATE_TESTS_KEEP_TREES=1,
+    are kept whole under root for inspection.
     """
     keep = keep or os.environ.get("TEMPLATE_TESTS_KEEP_TREES") == "1"
     start, cpu_start = time.perf_counter(), _cpu_seconds()
+    root.mkdir(parents=True, exist_ok=True)
+    # Hundreds of thousands of links, directories and deletions: in memory when the machine
+    # has a tmpfs, on root's filesystem otherwise. Trees worth keeping are moved to root.
+    work = _scratch(root)
+
+    # Soundness sample: plain Copier renders, started first in a process of their own, so they
+    # use the second core while the distinct-artifact render below holds one.
+    seed = random.SystemRandom().randrange(10**6) if seed is None else seed
+    fixed = set(always_verified) or {c.id for c in combos[:1]}
+    rest = [c for c in combos if c.id not in fixed]
+    sampled = [c for c in combos if c.id in fixed]
+    sampled += random.Random(seed).sample(rest, min(verify, len(rest)))
+    print(f"tier 1: comparing {len(sampled)} combinations with plain Copier renders, seed {seed}")
+    plain_pool = ProcessPoolExecutor(max_workers=1, mp_context=POOL_CONTEXT)
+    plain_future = plain_pool.submit(plain_renders, src, sampled, work / "plain")
+
     _, arts = render_artifacts(src, combos)
     render_wall = time.perf_counter() - start
     ids = {c.id: i for i, c in enumerate(combos)}
@@ -355,7 +381,7 @@ def run_static_checks(
         }
         for rel, (sha, _) in files.items():
             names.setdefault(sha, rel)
-    blobs = write_blobs(arts, root / "blobs", names)
+    blobs = write_blobs(arts, work / "blobs", names)
     blobs_wall = time.perf_counter() - start - render_wall
 
     python_of = {c.id: str(c.answers.get("python_version", "3.11")) for c in combos}
@@ -372,18 +398,22 @@ def run_static_checks(
     file_results = check_files(jobs)
     checks_wall = time.perf_counter() - checks_start
 
-    # ruff over one tree per distinct shape.
+    # ruff over one tree per distinct shape; the project's own imports checked once per shape
+    # too (they read only the Python files).
     ruff_start = time.perf_counter()
     shapes: dict[frozenset[tuple[str, str]], str] = {}
     shape_of: dict[str, str] = {}
+    imports_of: dict[str, tuple[tuple[int, str], ...]] = {}
+    import_findings: dict[str, list[str]] = {}
     for combo_id, files in arts.files.items():
         shape = ruff_shape(files)
         if shape not in shapes:
             shapes[shape] = f"s{len(shapes):05d}"
             own = {rel: files[rel] for rel, _ in shape}
-            materialise(own, (), root / "ruff" / shapes[shape], blobs)
+            materialise(own, (), work / "ruff" / shapes[shape], blobs)
+            import_findings[shapes[shape]] = import_problems(own, arts.blobs, imports_of)
         shape_of[combo_id] = shapes[shape]
-    ruff_per_tree, ruff_global = ruff_findings(root / "ruff") if shapes else ({}, [])
+    ruff_per_tree, ruff_global = ruff_findings(work / "ruff") if shapes else ({}, [])
     ruff_wall = time.perf_counter() - ruff_start
 
     # Each combination's deployment files as hard links, for the deployment checks (whole trees
@@ -394,7 +424,7 @@ def run_static_checks(
         c.id: materialise(
             arts.files[c.id] if keep else deployment_files(arts.files[c.id]),
             arts.dirs[c.id],
-            root / f"c{ids[c.id]:05d}",
+            work / f"c{ids[c.id]:05d}",
             blobs,
         )
         for c in combos
@@ -412,20 +442,16 @@ def run_static_checks(
     deploy = run_deploy_checks(deployable) if deployable else None
     deploy_wall = time.perf_counter() - deploy_start
 
-    # Soundness: a random sample rendered by plain Copier equals its assembled tree.
+    # Soundness: the sample rendered by plain Copier (above) equals its assembled trees.
     verify_start = time.perf_counter()
-    seed = random.SystemRandom().randrange(10**6) if seed is None else seed
-    fixed = set(always_verified) or {c.id for c in combos[:1]}
-    rest = [c for c in combos if c.id not in fixed]
-    sampled = [c for c in combos if c.id in fixed]
-    sampled += random.Random(seed).sample(rest, min(verify, len(rest)))
-    print(f"tier 1: comparing {len(sampled)} combinations with plain Copier renders, seed {seed}")
-    mismatches = compare_with_copier(src, arts, sampled, root / "plain") if sampled else {}
-    shutil.rmtree(root / "plain", ignore_errors=True)
+    with plain_pool:
+        plain = plain_future.result()
+    mismatches = {
+        cid: found for cid, tree in plain.items() if (found := tree_differences(arts, cid, tree))
+    }
     verify_wall = time.perf_counter() - verify_start
 
     verdicts_start = time.perf_counter()
-    imports_of: dict[str, tuple[tuple[int, str], ...]] = {}
     problems: dict[str, list[str]] = {}
     for combo in combos:
         cid, tree = combo.id, trees[combo.id]
@@ -438,19 +464,29 @@ def run_static_checks(
         if deploy is not None:
             found += deploy.problems.get(tree.name, [])
         found += tree_problems(files, arts.dirs[cid])
-        found += import_problems(files, arts.blobs, imports_of)
+        found += import_findings[shape_of[cid]]
         for rel, (sha, _) in files.items():
             found += [f"{rel}: {p}" for p in file_results[key(cid, sha, kinds[cid][rel])]]
         found += ruff_per_tree.get(shape_of[cid], []) + ruff_global
         problems[cid] = found
-        if not found and not keep:
-            shutil.rmtree(tree, ignore_errors=True)  # keep only failing trees for inspection
-    if not keep:
-        shutil.rmtree(root / "ruff", ignore_errors=True)
+    # Failing trees (every tree with keep) are kept whole for inspection, under root; the
+    # rest of the scratch space goes at once.
+    if work != root:
+        for cid in [cid for cid, found in problems.items() if found or keep]:
+            name = trees[cid].name
+            trees[cid] = materialise(arts.files[cid], arts.dirs[cid], root / name, blobs)
+        shutil.rmtree(work, ignore_errors=True)
+    elif not keep:
+        for cid, found in problems.items():
+            if not found:
+                shutil.rmtree(trees[cid], ignore_errors=True)
+        shutil.rmtree(work / "ruff", ignore_errors=True)
+    shutil.rmtree(work / "plain", ignore_errors=True)
     verdicts_wall = time.perf_counter() - verdicts_start
 
     stats = {
         "combinations": len(combos),
+        "scratch": str(work),
         "files_rendered": arts.stats["files_assembled"],
         "template_renders": arts.stats["renders"],
         "distinct_files": len(jobs),
@@ -490,6 +526,21 @@ def deployment_files(files: Mapping[str, tuple[str, int]]) -> dict[str, tuple[st
         for rel, entry in files.items()
         if not rel.endswith(".py") or DEPLOYMENT_PYTHON.match(rel)
     }
+
+
+# A tmpfs for tier 1's scratch trees: creating and deleting them is most of their cost on disk.
+SCRATCH_TMPFS = Path("/dev/shm")
+
+
+def _scratch(root: Path) -> Path:
+    """A fresh scratch directory on the tmpfs when there is one with room (and hard links
+    work there), else root itself."""
+    if os.environ.get("TIER1_SCRATCH") == "root" or not SCRATCH_TMPFS.is_dir():
+        return root
+    stats = os.statvfs(SCRATCH_TMPFS)
+    if stats.f_bavail * stats.f_frsize < 2 * 1024**3:
+        return root
+    return Path(tempfile.mkdtemp(prefix="tier1-", dir=SCRATCH_TMPFS))
 
 
 def _cpu_seconds() -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from combinations import AnswerSpace
-from static_checks import run_static_checks
+from static_checks import SCRATCH_TMPFS, run_static_checks
 
 pytestmark = [pytest.mark.tier1, pytest.mark.fast]
 
@@ -101,6 +101,19 @@ def test_an_import_of_a_module_the_tree_lacks_is_reported(report) -> None:
     missing = "src/uses_helper.py: imports .helper, which this tree does not hold"
     assert missing in result.problems[combos["dirty"].id]
     assert not any("imports" in p for p in result.problems[combos["clean"].id])
+
+
+def test_only_the_failing_tree_is_kept_for_inspection(report) -> None:
+    """The scratch trees (on a tmpfs when there is one) are gone after the run; the failing
+    combination's tree is kept under the run's own directory, where its failure points."""
+    combos, result = report
+    dirty, clean = result.trees[combos["dirty"].id], result.trees[combos["clean"].id]
+    assert (dirty / "src/uses_helper.py").is_file()
+    assert not clean.exists()
+    assert dirty.parent.name.startswith("synthetic-static-out")
+    scratch = Path(result.stats["scratch"])
+    assert scratch == dirty.parent or not scratch.exists()
+    assert scratch.parent == SCRATCH_TMPFS or not SCRATCH_TMPFS.is_dir()
 
 
 def test_identical_files_are_checked_once(report) -> None:
