@@ -66,14 +66,15 @@ class ServiceStorage(Storage):
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A name no object has and no concurrent save holds, claimed until ``_save`` ends."""
         services = self.services
+        directory, file_name = os.path.split(name)
+        extension = "".join(pathlib.PurePath(file_name).suffixes)
+        root = file_name.removesuffix(extension)
         while True:
             # Django's choice (the name, or with a random suffix, within max_length).
             name = super().get_available_name(name, max_length)
             if service_binding.run(_claim(services, name), services):
                 return name
-            directory, file_name = os.path.split(name)
-            extension = "".join(pathlib.PurePath(file_name).suffixes)
-            root = file_name.removesuffix(extension)
+            # Claimed by a save in progress: the next try has a suffix of its own.
             name = os.path.join(directory, self.get_alternative_name(root, extension))
 
     def _save(self, name: str, content: File) -> str:
