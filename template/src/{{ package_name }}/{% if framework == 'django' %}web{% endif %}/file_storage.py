@@ -28,6 +28,8 @@ import io
 import mimetypes
 import os
 import pathlib
+import re
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
@@ -46,6 +48,8 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 READ_BUFFER_BYTES = 256 * 1024
 # The longest a save may keep a name claimed; a longer upload's name could be claimed again.
 CLAIM_SECONDS = 3600
+# What a file name may not contain to be a key segment on every provider.
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @deconstructible
@@ -62,6 +66,14 @@ class ServiceStorage(Storage):
 
     def _run(self, coroutine: Any) -> Any:
         return service_binding.run(coroutine, self.services)
+
+    def get_valid_name(self, name: str) -> str:
+        """Django's cleaning (spaces to ``_``, punctuation dropped), then down to the characters
+        every provider takes (``storage.KEY_PATTERN``): ``Café menu (2).pdf`` is
+        ``Cafe_menu_2.pdf``."""
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        cleaned = _UNSAFE_CHARACTERS.sub("_", super().get_valid_name(ascii_name or "_"))
+        return cleaned.lstrip(".") or "file"
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A name no object has and no concurrent save holds, claimed until ``_save`` ends."""
