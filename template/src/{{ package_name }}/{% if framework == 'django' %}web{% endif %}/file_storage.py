@@ -23,6 +23,7 @@ Django calls these methods synchronously; they run on the service's event loop t
 
 import asyncio
 import errno
+import functools
 import hashlib
 import io
 import mimetypes
@@ -30,7 +31,7 @@ import os
 import pathlib
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -64,8 +65,10 @@ class ServiceStorage(Storage):
     def services(self) -> BoundServices:
         return self._services or service_binding.current()
 
-    def _run(self, coroutine: Any) -> Any:
-        return service_binding.run(coroutine, self.services)
+    def _run[T](self, operation: Callable[[BoundServices], Coroutine[Any, Any, T]]) -> T:
+        """``operation``'s coroutine, awaited on the services' loop."""
+        services = self.services
+        return service_binding.run(operation(services), services)
 
     def get_valid_name(self, name: str) -> str:
         """Django's cleaning (spaces to ``_``, punctuation dropped), then down to the characters
@@ -77,43 +80,41 @@ class ServiceStorage(Storage):
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A name no object has and no concurrent save holds, claimed until ``_save`` ends."""
-        services = self.services
         directory, file_name = os.path.split(name)
         extension = "".join(pathlib.PurePath(file_name).suffixes)
         root = file_name.removesuffix(extension)
         while True:
             # Django's choice (the name, or with a random suffix, within max_length).
             name = super().get_available_name(name, max_length)
-            if service_binding.run(_claim(services, name), services):
+            if self._run(functools.partial(_claim, name=name)):
                 return name
             # Claimed by a save in progress: the next try has a suffix of its own.
             name = os.path.join(directory, self.get_alternative_name(root, extension))
 
-    def _save(self, name: str, content: File) -> str:
-        services = self.services
+    def _save(self, name: str, content: "File[bytes]") -> str:
         content_type = (
             getattr(content, "content_type", None)
             or mimetypes.guess_type(name)[0]
             or DEFAULT_CONTENT_TYPE
         )
-        service_binding.run(_upload(services, name, content, content_type), services)
+        self._run(lambda services: _upload(services, name, content, content_type))
         return name
 
-    def _open(self, name: str, mode: str = "rb") -> File:
+    def _open(self, name: str, mode: str = "rb") -> "File[bytes]":
         if mode != "rb":
             raise ValueError(f"objects open for reading in binary ('rb'), not {mode!r}")
         services = self.services
-        stored: StoredObject = service_binding.run(_get(services, name), services)
+        stored = service_binding.run(_get(services, name), services)
         file = File(io.BufferedReader(ObjectReader(stored, services), READ_BUFFER_BYTES), name)
         file.size = stored.info.size
         file.mode = mode
         return file
 
     def delete(self, name: str) -> None:
-        self._run(self.services.storage.delete(name))
+        self._run(lambda services: services.storage.delete(name))
 
     def exists(self, name: str) -> bool:
-        return bool(self._run(self.services.storage.exists(name)))
+        return self._run(lambda services: services.storage.exists(name))
 
     def size(self, name: str) -> int:
         return self._head(name).size
@@ -125,14 +126,14 @@ class ServiceStorage(Storage):
         return modified
 
     def url(self, name: str | None) -> str:
-        services = self.services
-        seconds = services.signed_url_seconds
-        return str(self._run(services.storage.signed_url(name or "", "GET", seconds)))
+        return self._run(
+            lambda services: services.storage.signed_url(
+                name or "", "GET", services.signed_url_seconds
+            )
+        )
 
     def _head(self, name: str) -> ObjectInfo:
-        services = self.services
-        info: ObjectInfo = service_binding.run(_head(services, name), services)
-        return info
+        return self._run(lambda services: _head(services, name))
 
 
 def claim_key(services: BoundServices, name: str) -> str:
@@ -152,7 +153,9 @@ async def _claim(services: BoundServices, name: str) -> bool:
     return True
 
 
-async def _upload(services: BoundServices, name: str, content: File, content_type: str) -> None:
+async def _upload(
+    services: BoundServices, name: str, content: "File[bytes]", content_type: str
+) -> None:
     chunks = iter(content.chunks(UPLOAD_CHUNK_BYTES))
 
     async def read() -> AsyncIterator[bytes]:
