@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.files.base import File
 from django.core.files.storage import Storage
@@ -42,6 +42,8 @@ from django.utils.deconstruct import deconstructible
 from ..storage import DEFAULT_CONTENT_TYPE, ObjectInfo, ObjectNotFound, StoredObject
 from . import service_binding
 from .service_binding import BoundServices
+
+T = TypeVar("T")
 
 # Read from the content and handed to the upload at a time; the core cuts its own parts.
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -65,7 +67,7 @@ class ServiceStorage(Storage):
     def services(self) -> BoundServices:
         return self._services or service_binding.current()
 
-    def _run[T](self, operation: Callable[[BoundServices], Coroutine[Any, Any, T]]) -> T:
+    def _run(self, operation: Callable[[BoundServices], Coroutine[Any, Any, T]]) -> T:
         """``operation``'s coroutine, awaited on the services' loop."""
         services = self.services
         return service_binding.run(operation(services), services)

@@ -21,7 +21,7 @@ Two ways in, neither of which ever creates an event loop:
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import SynchronousOnlyOperation
 
@@ -45,6 +45,8 @@ class BoundServices:
 class ServiceNotRunning(RuntimeError):
     """Django's storage or cache was used with no application started in this process."""
 
+
+T = TypeVar("T")
 
 _bound: list[BoundServices] = []
 
@@ -71,20 +73,6 @@ def current() -> BoundServices:
     return _bound[-1]
 
 
-def run[T](coroutine: Coroutine[Any, Any, T], services: BoundServices) -> T:
-    """Await ``coroutine`` on the services' loop from a synchronous caller; return its result."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run_coroutine_threadsafe(coroutine, services.loop).result()
-    coroutine.close()  # never awaited: no "coroutine was never awaited" warning
-    raise SynchronousOnlyOperation(
-        "Django's storage and cache reach the shared services over the network: from async "
-        "code, await the cache's a-methods (await cache.aget(...)) or wrap the storage call in "
-        "asgiref's sync_to_async (await sync_to_async(default_storage.save)(name, content))"
-    )
-
-
 def schedule(coroutine: Coroutine[Any, Any, Any], services: BoundServices) -> None:
     """Start ``coroutine`` on the services' loop without waiting for it (from any thread)."""
     try:
@@ -93,8 +81,34 @@ def schedule(coroutine: Coroutine[Any, Any, Any], services: BoundServices) -> No
         coroutine.close()
 
 
-async def on_loop[T](coroutine: Coroutine[Any, Any, T], services: BoundServices) -> T:
-    """Await ``coroutine`` on the services' loop, from whichever loop the caller runs on."""
-    if asyncio.get_running_loop() is services.loop:
-        return await coroutine
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, services.loop))
+class _Bridge:
+    """``run`` and ``on_loop`` (module-level names below)."""
+
+    @staticmethod
+    def run(coroutine: Coroutine[Any, Any, T], services: BoundServices) -> T:
+        """Await ``coroutine`` on the services' loop from a synchronous caller; return its
+        result."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run_coroutine_threadsafe(coroutine, services.loop).result()
+        coroutine.close()  # never awaited: no "coroutine was never awaited" warning
+        raise SynchronousOnlyOperation(
+            "Django's storage and cache reach the shared services over the network: from async "
+            "code, await the cache's a-methods (await cache.aget(...)) or wrap the storage call "
+            "in asgiref's sync_to_async (await sync_to_async(default_storage.save)(name, content))"
+        )
+
+    @staticmethod
+    async def on_loop(coroutine: Coroutine[Any, Any, T], services: BoundServices) -> T:
+        """Await ``coroutine`` on the services' loop, from whichever loop the caller runs on."""
+        if asyncio.get_running_loop() is services.loop:
+            return await coroutine
+        future = asyncio.run_coroutine_threadsafe(coroutine, services.loop)
+        return await asyncio.wrap_future(future)
+
+
+# Methods, not generic functions (whose syntax is Python 3.12's), so the module parses on 3.11.
+_BRIDGE = _Bridge()
+run = _BRIDGE.run
+on_loop = _BRIDGE.on_loop
