@@ -21,6 +21,8 @@ from django.db import close_old_connections, reset_queries
 from ..config import Settings
 
 PACKAGE = __name__.rpartition(".")[0]
+# Django's own default: what cache.set() without a timeout keeps an entry for.
+DEFAULT_CACHE_TIMEOUT_SECONDS = 300
 
 
 def django_configuration(
@@ -55,6 +57,16 @@ def django_configuration(
         "DATA_UPLOAD_MAX_MEMORY_SIZE": None,
         # The core configures logging (LOG_LEVEL, JSON lines); Django's loggers go through it.
         "LOGGING_CONFIG": None,
+        # default_storage and FileField: the core's object storage (STORAGE_*), streamed.
+        # There are no static files to collect, so no "staticfiles" storage.
+        "STORAGES": {"default": {"BACKEND": f"{PACKAGE}.file_storage.ServiceStorage"}},
+        # django.core.cache.cache: the shared store (STORE_URL) under KEY_NAMESPACE, JSON values.
+        "CACHES": {
+            "default": {
+                "BACKEND": f"{PACKAGE}.django_cache.SharedStoreCache",
+                "TIMEOUT": DEFAULT_CACHE_TIMEOUT_SECONDS,
+            }
+        },
     }
 
 
