@@ -264,16 +264,59 @@ class TemplateAnalysis:
             return None
         return result
 
-    def exclude_matcher(self, context: Mapping[str, Any]) -> Any:
-        from copier._main import _pathspec_pattern
-        from pathspec import PathSpec
-
+    def exclude_lines(self, context: Mapping[str, Any]) -> tuple[str, ...]:
+        """The rendered ``_exclude`` patterns, one per line, as Copier's matcher reads them."""
         ctx = {**context, "_copier_operation": "copy"}
         lines = []
         for exclusion in self.exclusions:
             lines += re.split(r"\r\n|\r|\n", self.render_string(exclusion, ctx))
-        spec = PathSpec.from_lines(_pathspec_pattern, (normalize("NFD", x) for x in lines))
-        return spec.match_file
+        return tuple(normalize("NFD", x) for x in lines)
+
+    def exclude_matcher(self, context: Mapping[str, Any]) -> Any:
+        """Copier's exclusion matcher: a path -> whether ``_exclude`` leaves it out."""
+        return ExcludeMatcher(self.exclude_lines(context), {}).excluded
+
+
+class ExcludeMatcher:
+    """Copier's gitignore-style matcher over the rendered patterns. Without a negated pattern
+    ("!..."), a path is excluded when any one pattern matches it, so each pattern's verdict on
+    a path is computed once and shared (``verdicts``) by every matcher holding that pattern."""
+
+    def __init__(
+        self,
+        lines: tuple[str, ...],
+        verdicts: dict[tuple[str, str], bool],
+        line_specs: dict[str, Any] | None = None,
+    ) -> None:
+        from copier._main import _pathspec_pattern
+        from pathspec import PathSpec
+
+        self._lines = tuple(dict.fromkeys(line for line in lines if line.strip()))
+        self._negated = any(line.lstrip().startswith("!") for line in self._lines)
+        # With a negation the order of the patterns matters: Copier's whole matcher decides.
+        self._spec = PathSpec.from_lines(_pathspec_pattern, lines) if self._negated else None
+        self._verdicts = verdicts
+        self._single: dict[str, Any] = {} if line_specs is None else line_specs
+
+    def excluded(self, path: str | Path) -> bool:
+        path = str(path)
+        if self._spec is not None:
+            return bool(self._spec.match_file(path))
+        for line in self._lines:
+            verdict = self._verdicts.get((line, path))
+            if verdict is None:
+                verdict = self._verdicts[line, path] = bool(self._line_spec(line).match_file(path))
+            if verdict:
+                return True
+        return False
+
+    def _line_spec(self, line: str) -> Any:
+        from copier._main import _pathspec_pattern
+        from pathspec import PathSpec
+
+        if line not in self._single:
+            self._single[line] = PathSpec.from_lines(_pathspec_pattern, [line])
+        return self._single[line]
 
 
 def _is_conf(node: nodes.Node) -> bool:
@@ -295,6 +338,9 @@ def render_artifacts(
     matchers: dict[tuple[str, ...], Any] = {}
     excluded_cache: dict[tuple[int, str], bool] = {}
     matcher_ids: dict[tuple[str, ...], int] = {}
+    parents_cache: dict[str, tuple[str, ...]] = {}
+    verdicts: dict[tuple[str, str], bool] = {}  # (exclude pattern, path) -> matched
+    line_specs: dict[str, Any] = {}
     for combo in combos:
         answers = dict(combo.answers)
         context = analysis.context(answers, combo.data)
@@ -310,7 +356,8 @@ def render_artifacts(
             ex_names = analysis.exclude_names if "exclude" not in analysis.blind else ()
             ex_key = key(ex_names)
             if ex_key not in matchers:
-                matchers[ex_key] = analysis.exclude_matcher(context)
+                lines = analysis.exclude_lines(context)
+                matchers[ex_key] = ExcludeMatcher(lines, verdicts, line_specs).excluded
                 matcher_ids[ex_key] = len(matcher_ids)
             matcher, matcher_id = matchers[ex_key], matcher_ids[ex_key]
             for entry in analysis.entries:
@@ -321,7 +368,7 @@ def render_artifacts(
                 if dst is None:
                     continue
                 if (matcher_id, dst) not in excluded_cache:
-                    excluded_cache[matcher_id, dst] = bool(matcher(Path(dst)))
+                    excluded_cache[matcher_id, dst] = matcher(dst)
                 if excluded_cache[matcher_id, dst]:
                     continue
                 if entry.is_dir:
@@ -335,7 +382,11 @@ def render_artifacts(
                 if dst in files:
                     raise Unsupported(f"two template paths render to {dst}")
                 files[dst] = (content_cache[ckey], entry.mode)
-                dirs.update(p.as_posix() for p in PurePosixPath(dst).parents if p.name)
+                if dst not in parents_cache:
+                    parents_cache[dst] = tuple(
+                        p.as_posix() for p in PurePosixPath(dst).parents if p.name
+                    )
+                dirs.update(parents_cache[dst])
         except Unsupported:
             raise
         except Exception as error:  # reported as this combination's failure

@@ -142,7 +142,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         write(
             f"{s['combinations']} combinations, {s['failed']} failed; "
             f"{s['distinct_files']} distinct files checked ({s['files_rendered']} in the trees, "
-            f"from {s['template_renders']} template renders); {s['ruff_shapes']} ruff shapes"
+            f"from {s['template_renders']} template renders); ruff over {s['ruff_shapes']} of "
+            f"{s['ruff_shapes_distinct']} distinct ruff shapes (every distinct file)"
         )
         write(
             f"wall time {s['wall_s']} s, CPU {s['cpu_s']} s (rendering {s['render_wall_s']} s, "
@@ -152,7 +153,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         eq = s["equivalence"]
         write(
             f"plain Copier renders equal to the assembled trees: {len(eq['sample'])} sampled, "
-            f"seed {eq['seed']}, mismatched {eq['mismatched'] or 'none'} ({eq['wall_s']} s)"
+            f"seed {eq['seed']}, mismatched {eq['mismatched'] or 'none'}, ruff on their whole "
+            f"trees mismatched {eq['ruff_mismatched'] or 'none'} ({eq['wall_s']} s)"
         )
         deploy = dict(s.get("deploy", {}))
         if len(deploy) > 1:

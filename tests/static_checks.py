@@ -271,30 +271,41 @@ def ruff_findings(root: Path) -> tuple[dict[str, list[str]], list[str]]:
     Returns findings per tree directory name (first path component under root), and
     errors that could not be attributed to a tree (they fail every combination).
     """
+    per_file, unattributed = ruff_file_findings(root)
     per_tree: dict[str, list[str]] = {}
+    for (tree, _), found in per_file.items():
+        per_tree.setdefault(tree, []).extend(found)
+    return per_tree, unattributed
+
+
+def ruff_file_findings(root: Path) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
+    """Like ruff_findings, by (tree, file): a tree's errors that name no file of it are
+    unattributed (they fail every combination)."""
+    per_file: dict[tuple[str, str], list[str]] = {}
     unattributed: list[str] = []
     for args, label in ((["check"], "ruff check"), (["format", "--check"], "ruff format")):
         result = _ruff(args, root)
         findings = json.loads(result.stdout or "[]") if result.stdout.strip() else []
         for f in findings:
             rel = Path(f["filename"]).resolve().relative_to(root.resolve())
-            where = f"{Path(*rel.parts[1:]).as_posix()}:{f['location']['row']}"
-            per_tree.setdefault(rel.parts[0], []).append(
-                f"{label}: {where}: {f['code'] or 'error'} {f['message']}"
+            file = Path(*rel.parts[1:]).as_posix()
+            per_file.setdefault((rel.parts[0], file), []).append(
+                f"{label}: {file}:{f['location']['row']}: {f['code'] or 'error'} {f['message']}"
             )
         if result.returncode not in (0, 1) or (result.returncode == 1 and not findings):
             for line in result.stderr.splitlines():
-                tree = _tree_of(line, root)
-                if tree:
-                    per_tree.setdefault(tree, []).append(f"{label}: {line}")
+                where = _file_of(line, root)
+                if where:
+                    per_file.setdefault(where, []).append(f"{label}: {line}")
                 else:
                     unattributed.append(f"{label} (exit {result.returncode}): {line}")
-    return per_tree, unattributed
+    return per_file, unattributed
 
 
-def _tree_of(line: str, root: Path) -> str | None:
-    match = re.search(re.escape(str(root.resolve())) + r"/([^/\s:]+)", line)
-    return match.group(1) if match else None
+def _file_of(line: str, root: Path) -> tuple[str, str] | None:
+    """(tree, file) a ruff error line names; the file is "" when the line names only a tree."""
+    match = re.search(re.escape(str(root.resolve())) + r"/([^/\s:]+)(?:/([^\s:]+))?", line)
+    return (match.group(1), match.group(2) or "") if match else None
 
 
 # --- the whole tier-1 run ------------------------------------------------------------------
@@ -318,6 +329,49 @@ def ruff_shape(files: dict[str, tuple[str, int]]) -> frozenset[tuple[str, str]]:
         for rel, (sha, _) in files.items()
         if rel.endswith(_RUFF_SUFFIXES) or PurePosixPath(rel).name in _RUFF_INPUTS
     )
+
+
+def _ruff_settings(data: bytes) -> Any:
+    """What ruff reads of a pyproject.toml: [tool.ruff] and the project's requires-python
+    (its default target version)."""
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return data  # unparsable: only the same bytes are the same setting
+    project = document.get("project", {})
+    tool = document.get("tool", {})
+    return json.dumps(
+        [tool.get("ruff"), project.get("requires-python") if isinstance(project, dict) else None],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def ruff_file_keys(
+    shape: frozenset[tuple[str, str]], blobs: Mapping[str, bytes], cache: dict[str, Any]
+) -> frozenset[tuple[str, str, Any]]:
+    """(path, content, setting) of each Python file of a ruff shape. ruff checks and formats a
+    file by its content and path alone, under its tree's setting: the ruff part of the
+    configuration files (pyproject.toml reduced to what ruff reads, the others whole) and the
+    top-level modules isort counts as first-party (those under the project root and src/). Two
+    files with the same key get the same findings in whichever tree ruff checks them."""
+    config = []
+    for rel, sha in shape:
+        if rel == "pyproject.toml":
+            if sha not in cache:
+                cache[sha] = _ruff_settings(blobs[sha])
+            config.append((rel, cache[sha]))
+        elif not rel.endswith(_RUFF_SUFFIXES):
+            config.append((rel, sha))
+    first_party = {
+        parts[1] if parts[0] == "src" and len(parts) > 2 else parts[0]
+        for rel, _ in shape
+        if rel.endswith(_RUFF_SUFFIXES) and len(parts := PurePosixPath(rel).parts) > 1
+    }
+    setting = hashlib.sha256(
+        json.dumps([sorted(config), sorted(first_party)], default=str).encode()
+    ).hexdigest()
+    return frozenset((rel, sha, setting) for rel, sha in shape if rel.endswith(_RUFF_SUFFIXES))
 
 
 def run_static_checks(
@@ -398,22 +452,55 @@ def run_static_checks(
     file_results = check_files(jobs)
     checks_wall = time.perf_counter() - checks_start
 
-    # ruff over one tree per distinct shape; the project's own imports checked once per shape
-    # too (they read only the Python files).
+    # Each distinct Python file through ruff once, in its setting in a tree (ruff_file_keys),
+    # over as few distinct shapes as hold them all; the project's own imports once per shape
+    # (they read only the Python files).
     ruff_start = time.perf_counter()
     shapes: dict[frozenset[tuple[str, str]], str] = {}
     shape_of: dict[str, str] = {}
     imports_of: dict[str, tuple[tuple[int, str], ...]] = {}
     import_findings: dict[str, list[str]] = {}
+    settings_cache: dict[str, Any] = {}
+    keys_of_shape: dict[str, frozenset[tuple[str, str, Any]]] = {}
+    owner: dict[tuple[str, str, Any], str] = {}  # file key -> the shape ruff checks it in
+    files_of_shape: dict[str, dict[str, tuple[str, int]]] = {}
     for combo_id, files in arts.files.items():
         shape = ruff_shape(files)
         if shape not in shapes:
-            shapes[shape] = f"s{len(shapes):05d}"
-            own = {rel: files[rel] for rel, _ in shape}
-            materialise(own, (), work / "ruff" / shapes[shape], blobs)
-            import_findings[shapes[shape]] = import_problems(own, arts.blobs, imports_of)
+            name = shapes[shape] = f"s{len(shapes):05d}"
+            own = files_of_shape[name] = {rel: files[rel] for rel, _ in shape}
+            import_findings[name] = import_problems(own, arts.blobs, imports_of)
+            keys_of_shape[name] = ruff_file_keys(shape, arts.blobs, settings_cache)
         shape_of[combo_id] = shapes[shape]
-    ruff_per_tree, ruff_global = ruff_findings(work / "ruff") if shapes else ({}, [])
+    # Greedy cover: the shape holding the most keys not yet covered, until none is left.
+    uncovered = set().union(*keys_of_shape.values())
+    while uncovered:
+        name = max(keys_of_shape, key=lambda n: len(keys_of_shape[n] & uncovered))
+        owner.update(dict.fromkeys(keys_of_shape[name] & uncovered, name))
+        uncovered -= keys_of_shape[name]
+        materialise(files_of_shape[name], (), work / "ruff" / name, blobs)
+    ruff_per_file, ruff_global = (
+        ruff_file_findings(work / "ruff") if (work / "ruff").is_dir() else ({}, [])
+    )
+    ruff_global += [m for (_, file), found in ruff_per_file.items() if not file for m in found]
+    ruff_of_shape = {
+        name: [m for key in sorted(keys) for m in ruff_per_file.get((owner[key], key[0]), [])]
+        for name, keys in keys_of_shape.items()
+    }
+    # The cover is sound: the sampled combinations' own shapes, each checked whole, get the
+    # findings the cover gave them.
+    ruff_mismatches: dict[str, list[str]] = {}
+    sampled_shapes = {shape_of[c.id] for c in sampled}
+    for name in sampled_shapes:
+        materialise(files_of_shape[name], (), work / "ruff-sample" / name, blobs)
+    whole, _ = ruff_findings(work / "ruff-sample") if sampled_shapes else ({}, [])
+    for combo in sampled:
+        name = shape_of[combo.id]
+        if sorted(whole.get(name, [])) != sorted(ruff_of_shape[name]):
+            ruff_mismatches[combo.id] = [
+                f"ruff on the whole tree found {sorted(whole.get(name, []))}, "
+                f"the cover {sorted(ruff_of_shape[name])}"
+            ]
     ruff_wall = time.perf_counter() - ruff_start
 
     # Each combination's deployment files as hard links, for the deployment checks (whole trees
@@ -461,13 +548,14 @@ def run_static_checks(
             f"assembled tree differs from plain Copier (seed {seed}): {m}"
             for m in mismatches.get(cid, [])
         ]
+        found += ruff_mismatches.get(cid, [])
         if deploy is not None:
             found += deploy.problems.get(tree.name, [])
         found += tree_problems(files, arts.dirs[cid])
         found += import_findings[shape_of[cid]]
         for rel, (sha, _) in files.items():
             found += [f"{rel}: {p}" for p in file_results[key(cid, sha, kinds[cid][rel])]]
-        found += ruff_per_tree.get(shape_of[cid], []) + ruff_global
+        found += ruff_of_shape[shape_of[cid]] + ruff_global
         problems[cid] = found
     # Failing trees (every tree with keep) are kept whole for inspection, under root; the
     # rest of the scratch space goes at once.
@@ -481,6 +569,7 @@ def run_static_checks(
             if not found:
                 shutil.rmtree(trees[cid], ignore_errors=True)
         shutil.rmtree(work / "ruff", ignore_errors=True)
+        shutil.rmtree(work / "ruff-sample", ignore_errors=True)
     shutil.rmtree(work / "plain", ignore_errors=True)
     verdicts_wall = time.perf_counter() - verdicts_start
 
@@ -490,7 +579,8 @@ def run_static_checks(
         "files_rendered": arts.stats["files_assembled"],
         "template_renders": arts.stats["renders"],
         "distinct_files": len(jobs),
-        "ruff_shapes": len(shapes),
+        "ruff_shapes": len({*owner.values()}),
+        "ruff_shapes_distinct": len(shapes),
         # Per kind of file: how many the trees hold, and how many distinct ones were checked
         # (e.g. every combination's Dockerfile, checked once per distinct content).
         "files_by_kind": _files_by_kind(kinds.values(), jobs),
@@ -503,6 +593,7 @@ def run_static_checks(
             "seed": seed,
             "sample": [c.id for c in sampled],
             "mismatched": sorted(mismatches),
+            "ruff_mismatched": sorted(ruff_mismatches),
             "wall_s": round(verify_wall, 2),
         },
         "verdicts_wall_s": round(verdicts_wall, 2),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from artifacts import (
     CHANNELS,
+    ExcludeMatcher,
     TemplateAnalysis,
     Unsupported,
     plain_renders,
@@ -105,3 +106,34 @@ def test_what_the_analysis_cannot_follow_is_refused(
     (root / "template/odd.txt.jinja").write_text(source, encoding="utf-8")
     with pytest.raises(Unsupported, match=message):
         TemplateAnalysis(root)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ("deploy/helm", "src/pkg/db", "*.pyc", "", ".gitlab-ci.yml"),
+        ("docs", "!docs/keep.md", "src/pkg/db"),  # a negation: the whole matcher decides
+    ],
+)
+def test_exclude_matcher_agrees_with_copiers_pathspec(lines: tuple[str, ...]) -> None:
+    """The per-pattern verdicts shared between matchers decide as Copier's own matcher does."""
+    from copier._main import _pathspec_pattern
+    from pathspec import PathSpec
+
+    paths = [
+        "deploy/helm/x/values.yaml",
+        "deploy/compose/haproxy.cfg",
+        "src/pkg/db",
+        "src/pkg/db/engine.py",
+        "src/pkg/dbx.py",
+        "a/b.pyc",
+        ".gitlab-ci.yml",
+        "docs/keep.md",
+        "docs/other.md",
+    ]
+    copier_spec = PathSpec.from_lines(_pathspec_pattern, lines)
+    shared: dict[tuple[str, str], bool] = {}
+    for matcher in (ExcludeMatcher(lines, shared), ExcludeMatcher(lines, shared)):
+        assert {p: matcher.excluded(p) for p in paths} == {
+            p: bool(copier_spec.match_file(p)) for p in paths
+        }

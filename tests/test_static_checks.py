@@ -130,3 +130,57 @@ def test_missing_answers_file_is_reported(tmp_path: Path) -> None:
     combos = AnswerSpace(tmp_path / "copier.yml").combinations
     result = run_static_checks(tmp_path, tmp_path / "out", combos)
     assert result.problems[combos[0].id] == [".copier-answers.yml is missing"]
+
+
+def _two_variant_template(root: Path, files: dict[str, str]) -> list:
+    (root / "copier.yml").write_text(
+        "_subdirectory: template\n_templates_suffix: .jinja\n"
+        "variant:\n  type: str\n  choices: [a, b]\n  default: a\n",
+        encoding="utf-8",
+    )
+    answers = {"{{ _copier_conf.answers_file }}.jinja": "{{ _copier_answers | to_nice_yaml }}"}
+    files = {**answers, **files}
+    for rel, content in files.items():
+        path = root / "template" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    return AnswerSpace(root / "copier.yml").combinations
+
+
+def test_a_file_ruff_checks_in_one_tree_fails_every_tree_that_holds_it(tmp_path: Path) -> None:
+    """ruff sees each distinct file once: the trees differ (one has another file), the unused
+    import is the same file in the same setting, so ruff checks one tree (the one holding every
+    file) and both combinations fail."""
+    combos = _two_variant_template(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "x"\n\n[tool.ruff.lint]\nselect = ["F"]\n',
+            "src/shared.py": "import os\n",
+            "src/{% if variant == 'a' %}extra.py{% endif %}": "VALUE = 1\n",
+        },
+    )
+    result = run_static_checks(tmp_path, tmp_path / "out", combos)
+    assert result.stats["ruff_shapes_distinct"] == 2
+    assert result.stats["ruff_shapes"] == 1
+    for combo in combos:
+        assert any("src/shared.py:1: F401" in p for p in result.problems[combo.id]), combo.id
+
+
+def test_a_file_in_another_ruff_setting_is_checked_again(tmp_path: Path) -> None:
+    """The same file under a configuration that selects other rules is a different key: only
+    the tree whose configuration selects F401 fails."""
+    combos = _two_variant_template(
+        tmp_path,
+        {
+            "pyproject.toml.jinja": (
+                '[project]\nname = "x"\n\n[tool.ruff.lint]\n'
+                'select = ["{{ "F" if variant == "a" else "E" }}"]\n'
+            ),
+            "src/shared.py": "import os\n",
+        },
+    )
+    result = run_static_checks(tmp_path, tmp_path / "out", combos)
+    assert result.stats["ruff_shapes"] == 2
+    problems = {c.answers["variant"]: "\n".join(result.problems[c.id]) for c in combos}
+    flagged = {variant for variant, found in problems.items() if "F401" in found}
+    assert flagged == {"a"}

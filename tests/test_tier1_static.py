@@ -92,12 +92,15 @@ def test_sampled_combination_is_clean(
 
 @pytest.mark.tier1
 def test_assembled_trees_equal_plain_copier_renders(tier1_report: StaticReport) -> None:
-    """The shortcut is sound: the default plus a seeded random sample, rendered by plain
-    copier.run_copy, equal their assembled trees (a difference also fails its combination)."""
+    """The shortcuts are sound: the default plus a seeded random sample, rendered by plain
+    copier.run_copy, equal their assembled trees, and ruff over their whole trees agrees with
+    the cover of distinct files (a difference also fails its combination)."""
     eq = tier1_report.stats["equivalence"]
     assert len(eq["sample"]) == min(VERIFIED + 1, len(ALL)), eq
     assert DEFAULT.id in eq["sample"]
     assert eq["mismatched"] == [], f"seed {eq['seed']}: {eq['mismatched']}"
+    # ruff over the sample's whole trees finds what the cover of distinct files gave them.
+    assert eq["ruff_mismatched"] == [], f"seed {eq['seed']}: {eq['ruff_mismatched']}"
 
 
 @pytest.mark.tier1
