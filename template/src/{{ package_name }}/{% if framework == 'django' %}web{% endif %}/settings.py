@@ -27,9 +27,12 @@ def django_configuration(
     settings: Settings,
     databases: Mapping[str, Any] | None = None,
     installed_apps: Sequence[str] = (),
+    middleware: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Django settings of a service configured by ``settings``; with a database, its
-    ``DATABASES`` and applications come from ``db.py`` (built from the ``DB_*`` settings)."""
+    ``DATABASES``, applications, users' middleware and settings (``extra``) come from ``db.py``
+    (built from the ``DB_*`` settings)."""
     keys = settings.signing_keys.for_purpose("django")
     return {
         # Never Django's debug pages: errors are logged by the service and answered plainly.
@@ -42,7 +45,7 @@ def django_configuration(
         "ROOT_URLCONF": f"{PACKAGE}.urls",
         # Sessions are the core's (request.session is backed by it); CSRF is refused by the
         # core's origin check before Django runs, so neither Django middleware is installed.
-        "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware"],
+        "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware", *middleware],
         "INSTALLED_APPS": list(installed_apps),
         "DATABASES": dict(databases or {}),
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
@@ -55,6 +58,7 @@ def django_configuration(
         "DATA_UPLOAD_MAX_MEMORY_SIZE": None,
         # The core configures logging (LOG_LEVEL, JSON lines); Django's loggers go through it.
         "LOGGING_CONFIG": None,
+        **(extra or {}),
     }
 
 
@@ -63,13 +67,17 @@ def configure(
     *,
     databases: Mapping[str, Any] | None = None,
     installed_apps: Sequence[str] = (),
+    middleware: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Configure Django for this process, once: later calls change nothing."""
     # Django's lazy settings object, reached through its module: a module-level reference to it
     # would be configured (or fail) the moment anything inspects this module's names.
     if conf.settings.configured:
         return
-    conf.settings.configure(**django_configuration(settings, databases, installed_apps))
+    conf.settings.configure(
+        **django_configuration(settings, databases, installed_apps, middleware, extra)
+    )
     django.setup(set_prefix=False)
     # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
     # line per request. Server errors are still logged.
