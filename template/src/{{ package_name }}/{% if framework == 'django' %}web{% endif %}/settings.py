@@ -5,8 +5,9 @@ settings object per process (``django.conf.settings``), while the service builds
 application (``create_app(settings)``), so this module sets only what Django itself needs, once
 per process, from the first application's settings; everything that can differ between two
 applications (cookies, limits, keys, trusted origins) stays with the core, which reads
-``config.Settings`` on every request. docs/service/django.md has the table of what is set and
-which variable feeds it.
+``config.Settings`` on every request. (Django's CSRF check takes the first application's
+trusted origins and cookie policy: a service process builds one application.)
+docs/service/django.md has the table of what is set and which variable feeds it.
 """
 
 import logging
@@ -43,9 +44,18 @@ def django_configuration(
         # Which hosts reach the service is the Ingress's and the balancer's decision.
         "ALLOWED_HOSTS": ["*"],
         "ROOT_URLCONF": f"{PACKAGE}.urls",
-        # Sessions are the core's (request.session is backed by it); CSRF is refused by the
-        # core's origin check before Django runs, so neither Django middleware is installed.
-        "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware", *middleware],
+        # Sessions are the core's (request.session is backed by it), not Django's middleware.
+        # CSRF: Django's token and origin check for form views, the core's origin check for
+        # the JSON API (csrf.py).
+        "MIDDLEWARE": [
+            f"{PACKAGE}.sessions.session_middleware",
+            *middleware,
+            f"{PACKAGE}.csrf.CsrfViewMiddleware",
+        ],
+        "CSRF_TRUSTED_ORIGINS": sorted(settings.trusted_origins),
+        "CSRF_COOKIE_SECURE": settings.cookie_secure,
+        "CSRF_COOKIE_SAMESITE": settings.session_cookie_samesite.capitalize(),
+        "CSRF_FAILURE_VIEW": f"{PACKAGE}.csrf.failure",
         "INSTALLED_APPS": list(installed_apps),
         "DATABASES": dict(databases or {}),
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
