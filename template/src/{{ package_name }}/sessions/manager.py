@@ -87,7 +87,8 @@ class Session(MutableMapping[str, Any]):
         self.modified = True
 
     def end(self) -> None:
-        """Delete the record and expire the cookie. Call on logout."""
+        """Delete the record and expire the cookie. Call on logout. Data set afterwards is
+        saved as a new session, under a new ID."""
         self._data.clear()
         self.ended = True
 
@@ -189,8 +190,12 @@ class SessionManager:
         if session.ended:
             if session.id is not None:
                 await self.store.delete(self._record_key(session.id))
-                return [self._set_cookie("", max_age=0)]
-            return []
+            if session:
+                # Written to after it ended (a login that replaced another user's session):
+                # the data starts a new session under a new ID.
+                session.id = None
+                return await self._save_new_id(session, self.clock())
+            return [self._set_cookie("", max_age=0)] if session.id is not None else []
         now = self.clock()
         stale = self.expiry == "sliding" and session.id is not None and now >= session.refresh_at
         if not (session.modified or stale):

@@ -39,8 +39,29 @@ from .errors import HttpError, handles, json_error
 
 logger = get_logger(__name__)
 
-# The Django applications of the service: each with its models and migrations.
-INSTALLED_APPS = [f"{__name__.rpartition('.')[0]}.notes"]
+WEB = __name__.rpartition(".")[0]
+# The Django applications of the service: each with its models and migrations. Users are
+# Django's (``django.contrib.auth``, whose permissions need ``contenttypes``): accounts.py.
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", f"{WEB}.notes"]
+# After the session middleware: ``request.auser()`` for every request.
+MIDDLEWARE = [f"{WEB}.accounts.authentication_middleware"]
+USERS = {
+    # The demo account first (it answers for DEMO_USERNAME only), then the user table.
+    "AUTHENTICATION_BACKENDS": [
+        f"{WEB}.accounts.DemoAccountBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ],
+    # Django's project template's checks of a new password (createsuperuser, changepassword).
+    "AUTH_PASSWORD_VALIDATORS": [
+        {"NAME": f"django.contrib.auth.password_validation.{name}"}
+        for name in (
+            "UserAttributeSimilarityValidator",
+            "MinimumLengthValidator",
+            "CommonPasswordValidator",
+            "NumericPasswordValidator",
+        )
+    ],
+}
 
 
 def connection_settings(database: DatabaseSettings) -> dict[str, Any]:
@@ -112,7 +133,11 @@ def configure(settings: Settings, databases: dict[str, Any]) -> None:
     if conf.settings.configured and databases != _databases:
         _use_databases(databases)
     django_settings.configure(
-        settings, databases=copy.deepcopy(databases), installed_apps=INSTALLED_APPS
+        settings,
+        databases=copy.deepcopy(databases),
+        installed_apps=INSTALLED_APPS,
+        middleware=MIDDLEWARE,
+        extra=USERS,
     )
     _databases = copy.deepcopy(databases)
 

@@ -1,19 +1,17 @@
 """Example session routes: log in (rotating the session ID), who am I, log out.
 
-The one account comes from DEMO_USERNAME / DEMO_PASSWORD. Replace it with your identity provider
-and keep the pattern: throttle before checking credentials, rotate on login, end on logout.
-``request.session`` is the core's session (``sessions.py``): read from the shared store on first
-use, saved by the core before the response starts.
+Who may log in is ``accounts.py``'s decision. Keep the pattern: throttle before checking
+credentials, rotate on login, end on logout. ``request.session`` is the core's session
+(``sessions.py``): read from the shared store on first use, saved by the core before the
+response starts.
 """
-
-import hmac
 
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field
 
 from ..security import LoginThrottled
-from . import api_docs
-from .dependencies import current_user, login_throttle, session, settings
+from . import accounts, api_docs
+from .dependencies import current_user, login_throttle
 from .errors import HttpError, json_response
 from .routing import endpoint
 from .validation import json_body
@@ -31,8 +29,7 @@ class Identity(BaseModel):
 @api_docs.operation(body=Credentials, response=Identity)
 async def login(request: HttpRequest) -> HttpResponse:
     credentials: Credentials = await json_body(request, Credentials)
-    expected = settings(request).demo_password_value()
-    if expected is None:
+    if accounts.login_disabled(request, credentials.username):
         raise HttpError(403, "demo login is disabled")
     client = request.META.get("REMOTE_ADDR") or "unknown"
     try:
@@ -42,15 +39,11 @@ async def login(request: HttpRequest) -> HttpResponse:
         raise HttpError(
             429, "too many login attempts", {"Retry-After": str(exc.retry_after)}
         ) from None
-    valid_user = hmac.compare_digest(credentials.username, settings(request).demo_username)
-    valid_password = hmac.compare_digest(credentials.password.encode(), expected.encode())
-    if not (valid_user and valid_password):
+    user = await accounts.login(request, credentials.username, credentials.password)
+    if user is None:
         raise HttpError(401, "invalid credentials")
     await attempt.succeeded()
-    # A new ID at privilege change: an ID known before login is worthless after.
-    await session(request).acycle_key()
-    await session(request).aset("user", credentials.username)
-    return json_response(Identity(user=credentials.username).model_dump())
+    return json_response(Identity(user=user).model_dump())
 
 
 @api_docs.operation(response=Identity)
@@ -60,7 +53,7 @@ async def whoami(request: HttpRequest) -> HttpResponse:
 
 @api_docs.operation(status=204)
 async def logout(request: HttpRequest) -> HttpResponse:
-    await session(request).aflush()
+    await accounts.logout(request)
     return HttpResponse(status=204)
 
 

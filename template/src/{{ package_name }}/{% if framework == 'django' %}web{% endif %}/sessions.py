@@ -3,8 +3,8 @@
 There is one session system, the core's (``sessions/``): records in the shared store, signed
 cookies, rotation at login, compare-and-set writes, saved by the core's ASGI
 ``SessionMiddleware`` before the response starts. ``CoreSession`` gives views Django's
-``SessionBase`` interface over it; ``session_middleware`` (the one entry of ``MIDDLEWARE``) puts
-one on each request. Nothing is read from the store until a view asks: use the async methods,
+``SessionBase`` interface over it; ``session_middleware`` (the first entry of ``MIDDLEWARE``)
+puts one on each request. Nothing is read from the store until a view asks: use the async methods,
 ``await request.session.aget("user")``, ``aset``, ``apop``, ``acycle_key()`` (login: a new ID),
 ``aflush()`` (logout: the record deleted, the cookie expired). Once loaded (``await
 request.session.aload()``), the plain mapping methods work too.

@@ -5,8 +5,9 @@ settings object per process (``django.conf.settings``), while the service builds
 application (``create_app(settings)``), so this module sets only what Django itself needs, once
 per process, from the first application's settings; everything that can differ between two
 applications (cookies, limits, keys, trusted origins) stays with the core, which reads
-``config.Settings`` on every request. docs/service/django.md has the table of what is set and
-which variable feeds it.
+``config.Settings`` on every request. (Django's CSRF check takes the first application's
+trusted origins and cookie policy: a service process builds one application.)
+docs/service/django.md has the table of what is set and which variable feeds it.
 """
 
 import logging
@@ -29,9 +30,12 @@ def django_configuration(
     settings: Settings,
     databases: Mapping[str, Any] | None = None,
     installed_apps: Sequence[str] = (),
+    middleware: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Django settings of a service configured by ``settings``; with a database, its
-    ``DATABASES`` and applications come from ``db.py`` (built from the ``DB_*`` settings)."""
+    ``DATABASES``, applications, users' middleware and settings (``extra``) come from ``db.py``
+    (built from the ``DB_*`` settings)."""
     keys = settings.signing_keys.for_purpose("django")
     return {
         # Never Django's debug pages: errors are logged by the service and answered plainly.
@@ -42,9 +46,18 @@ def django_configuration(
         # Which hosts reach the service is the Ingress's and the balancer's decision.
         "ALLOWED_HOSTS": ["*"],
         "ROOT_URLCONF": f"{PACKAGE}.urls",
-        # Sessions are the core's (request.session is backed by it); CSRF is refused by the
-        # core's origin check before Django runs, so neither Django middleware is installed.
-        "MIDDLEWARE": [f"{PACKAGE}.sessions.session_middleware"],
+        # Sessions are the core's (request.session is backed by it), not Django's middleware.
+        # CSRF: Django's token and origin check for form views, the core's origin check for
+        # the JSON API (csrf.py).
+        "MIDDLEWARE": [
+            f"{PACKAGE}.sessions.session_middleware",
+            *middleware,
+            f"{PACKAGE}.csrf.CsrfViewMiddleware",
+        ],
+        "CSRF_TRUSTED_ORIGINS": sorted(settings.trusted_origins),
+        "CSRF_COOKIE_SECURE": settings.cookie_secure,
+        "CSRF_COOKIE_SAMESITE": settings.session_cookie_samesite.capitalize(),
+        "CSRF_FAILURE_VIEW": f"{PACKAGE}.csrf.failure",
         "INSTALLED_APPS": list(installed_apps),
         "DATABASES": dict(databases or {}),
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
@@ -67,6 +80,7 @@ def django_configuration(
                 "TIMEOUT": DEFAULT_CACHE_TIMEOUT_SECONDS,
             }
         },
+        **(extra or {}),
     }
 
 
@@ -75,13 +89,17 @@ def configure(
     *,
     databases: Mapping[str, Any] | None = None,
     installed_apps: Sequence[str] = (),
+    middleware: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Configure Django for this process, once: later calls change nothing."""
     # Django's lazy settings object, reached through its module: a module-level reference to it
     # would be configured (or fail) the moment anything inspects this module's names.
     if conf.settings.configured:
         return
-    conf.settings.configure(**django_configuration(settings, databases, installed_apps))
+    conf.settings.configure(
+        **django_configuration(settings, databases, installed_apps, middleware, extra)
+    )
     django.setup(set_prefix=False)
     # Django logs every 4xx answer as a warning ("Not Found: /x"); the access log already has one
     # line per request. Server errors are still logged.
