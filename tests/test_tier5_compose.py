@@ -230,8 +230,9 @@ class Client:
             "POST", "/session/login", body, {"Content-Type": "application/json"}
         )
         assert response.status_code == 200, f"login: {response.status_code} {response.text}"
-        name, _, rest = response.headers["set-cookie"].partition("=")
-        return {"Cookie": f"{name}={rest.split(';', 1)[0]}"}
+        # Every cookie the login set (the session, and a CSRF cookie where the login rotates it).
+        cookies = [c.partition(";")[0] for c in response.headers.get_all("set-cookie") or []]
+        return {"Cookie": "; ".join(cookies)}
 
 
 REPLICA_GET = """

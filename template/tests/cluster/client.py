@@ -20,5 +20,18 @@ def login(base_url: str) -> dict[str, str]:
         verify=TLS_CONTEXT,
     )
     assert response.status_code == 200, f"login failed: {response.status_code} {response.text}"
-    name, _, rest = response.headers["set-cookie"].partition("=")
-    return {"Cookie": f"{name}={rest.split(';', 1)[0]}"}
+    return cookie_header(response)
+
+
+def cookie_header(
+    response: httpx2.Response, previous: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The Cookie header a browser sends after ``response``: every cookie it set (a login may
+    set the session and a CSRF cookie), over those of ``previous``."""
+    jar = dict(
+        pair.split("=", 1) for pair in (previous or {}).get("Cookie", "").split("; ") if pair
+    )
+    for set_cookie in response.headers.get_list("set-cookie"):
+        name, _, rest = set_cookie.partition("=")
+        jar[name] = rest.split(";", 1)[0]
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in jar.items())}

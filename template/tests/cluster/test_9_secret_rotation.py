@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from ..support.server import TLS_CONTEXT
-from .client import login
+from .client import cookie_header, login
 from .harness import Cluster, Replica
 from .report import ClusterReport
 
@@ -45,9 +45,8 @@ class User:
         if response.status_code != 200:
             served_by = response.headers.get("x-served-by", "the balancer")
             self.failures.append(f"{response.status_code} from {served_by}: {response.text[:200]}")
-        if set_cookie := response.headers.get("set-cookie"):
-            name, _, rest = set_cookie.partition("=")
-            self.cookie = {"Cookie": f"{name}={rest.split(';', 1)[0]}"}
+        if "set-cookie" in response.headers:
+            self.cookie = cookie_header(response, self.cookie)
 
 
 def keep_asking(user: User, url: str, stop: threading.Event) -> None:

@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel
 
 from ..flags import evaluation_context
-from . import api_docs
-from .dependencies import feature_flags, session
+from . import accounts, api_docs
+from .dependencies import feature_flags
 from .errors import json_response
 from .routing import endpoint
 
@@ -31,8 +31,8 @@ class Greeting(BaseModel):
 
 @api_docs.operation(response=Greeting)
 async def greeting(request: HttpRequest) -> HttpResponse:
-    user = await session(request).aget("user")
-    context = evaluation_context(str(user) if user is not None else None)
+    # The logged-in user's name (accounts.py: Django's user, or the demo account in the session).
+    context = evaluation_context(await accounts.current_username(request))
     details = feature_flags(request).client.get_string_details(
         GREETING_FLAG, DEFAULT_GREETING, context
     )
