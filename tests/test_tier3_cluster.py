@@ -20,25 +20,30 @@ from helpers import interpreter_for, project_environment, require, run_step, uv_
 pytestmark = pytest.mark.tier3
 
 SPACE = answer_space()
-# The default, and projects that between them cover every framework, every storage provider,
-# every scheduler, both store families, both lock backends and the database.
+# One project per framework (the default is FastAPI's), their other answers chosen so that
+# between them they cover every storage provider, every scheduler, both store families (Valkey
+# for Redis's), both lock backends and the database. The core serves each concern the same way
+# under every framework; a framework's own adapters are what a second project per framework
+# would add, and the contract suite of tier 2 runs those in every pair.
 CLUSTER_COMBINATIONS: dict[str, dict[str, Any]] = {
+    # FastAPI: S3, Redis (sessions, cache and locks), the in-process scheduler.
     "default": {},
-    "litestar-postgresql": {"framework": "litestar", "database": "postgresql"},
-    "flask-postgresql": {"framework": "flask", "database": "postgresql"},
-    # Django's ORM, its pool and its migrations under the cluster contract.
-    "django-local-postgresql": {
-        "framework": "django",
-        "storage_provider": "local",
-        "database": "postgresql",
-    },
-    "gcs-valkey-celery": {
+    "litestar-gcs-valkey-celery-postgresql": {
+        "framework": "litestar",
         "storage_provider": "gcs",
         "cache_backend": "valkey",
         "scheduler": "celery",
+        "database": "postgresql",
     },
-    "azure-cronjob": {"storage_provider": "azure", "scheduler": "cronjob"},
-    "local-memcached-postgresql": {
+    "flask-azure-cronjob-postgresql": {
+        "framework": "flask",
+        "storage_provider": "azure",
+        "scheduler": "cronjob",
+        "database": "postgresql",
+    },
+    # Django's ORM, its pool and its migrations; Memcached, so the locks are PostgreSQL's.
+    "django-local-memcached-postgresql": {
+        "framework": "django",
         "storage_provider": "local",
         "cache_backend": "memcached",
         "database": "postgresql",
