@@ -15,9 +15,10 @@ process. On, the serving process adds:
 The admin's views are synchronous: Django runs them in a worker thread, where the session is
 read through ``request.session``'s synchronous methods (``sessions.py``). Logins are Django's
 (``login()``: a new session ID; ``logout()``: the record deleted); only ``is_staff`` users may
-enter (``manage createsuperuser`` makes one). Forms carry Django's CSRF token and pass the
-core's origin check. The probes, security headers, request limits and access log wrap these
-answers like every other.
+enter (``manage createsuperuser`` makes one). Its login form is counted by the service's login
+throttle (``LOGIN_*``, the same counters as the JSON login): over a limit it answers 429. Forms
+carry Django's CSRF token and pass the core's origin check. The probes, security headers,
+request limits and access log wrap these answers like every other.
 
 Static files: with ``DJANGO_STATIC_ROOT`` set (the image sets it and runs ``manage
 collectstatic`` at build), they are served from that directory under content-hashed names
@@ -30,7 +31,7 @@ The commands (``migrate``, ``manage``) always install the admin's applications, 
 turned on, and ``manage collectstatic`` has files to collect.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,6 +42,9 @@ from django.http.response import HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from ..config import EnvironmentSettings, Settings
+from ..security import LoginThrottled
+from . import errors
+from .dependencies import login_throttle
 
 WEB = __name__.rpartition(".")[0]
 PACKAGE = WEB.rpartition(".")[0]
@@ -126,16 +130,54 @@ class AdminSiteSettings(EnvironmentSettings):
         return cls.from_environment()
 
 
+GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponseBase]]
+# Django's own limit on a user name (AbstractUser.username).
+USERNAME_MAX_LENGTH = 150
+
+
 def urlpatterns() -> list[Any]:
-    """``/admin/``: Django's default admin site, with every ``<app>/admin.py`` registered."""
+    """``/admin/``: Django's default admin site, with every ``<app>/admin.py`` registered, its
+    login behind the service's login throttle."""
     # Imported once Django is configured: the admin's modules import models.
     from django.contrib import admin
     from django.urls import path
 
-    return [path("admin/", admin.site.urls)]
+    return [
+        path("admin/login/", throttled_login(admin.site.login)),
+        path("admin/", admin.site.urls),
+    ]
 
 
-GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+def throttled_login(login: Callable[..., HttpResponseBase]) -> AsyncView:
+    """The admin's login view (synchronous, run in a worker thread as Django would) with each
+    submitted form counted first, per account and per client address, as the JSON login is:
+    over a limit the answer is 429 with ``Retry-After``, whatever the password."""
+    sync_login = sync_to_async(login)
+
+    async def view(request: HttpRequest) -> HttpResponseBase:
+        if request.method != "POST":
+            return await sync_login(request)
+        username = str(request.POST.get("username", ""))[:USERNAME_MAX_LENGTH]
+        client = request.META.get("REMOTE_ADDR") or "unknown"
+        try:
+            attempt = await login_throttle(request).attempt(username, client)
+        except LoginThrottled as exc:
+            headers = {"Retry-After": str(exc.retry_after)}
+            return errors.json_error("too many login attempts", 429, headers)
+        except Exception as exc:
+            # The shared store unreachable: its registered answer (503), as the API's.
+            answer = errors.answer(exc)
+            if answer is None:
+                raise
+            return answer
+        response = await sync_login(request)
+        # A login redirects; wrong credentials answer the form again.
+        if response.status_code == 302:
+            await attempt.succeeded()
+        return response
+
+    return view
 
 
 class MessageMiddleware(messages_middleware.MessageMiddleware):
