@@ -85,8 +85,8 @@ class AdminSiteSettings(EnvironmentSettings):
     # Django's admin site at /admin/ on the public port. Unset: on in development, off in
     # production (it is a login page for whoever finds it).
     django_admin_enabled: bool | None = None
-    # Where `manage collectstatic` wrote the static files (the image: /app/static). Unset: they
-    # are served from the installed packages.
+    # Where `manage collectstatic` wrote the static files (the image: /app/.venv/static). Unset:
+    # they are served from the installed packages.
     django_static_root: Path | None = None
 
     def enabled(self, settings: Settings) -> bool:
