@@ -53,6 +53,7 @@ FEATURE_SETTINGS = (
     "observability.tracing:TracingSettings.load",
     "outbound:OutboundSettings.load",
     "flags:FeatureFlagSettings.load",
+    "web.admin_site:AdminSiteSettings.load",
 )
 
 

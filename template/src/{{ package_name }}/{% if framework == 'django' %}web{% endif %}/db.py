@@ -9,7 +9,9 @@ The readiness check runs ``SELECT 1`` through that same pool; errors of the data
 
 ``python -m <package> migrate`` runs Django's migrations here (``migrate``), under the core's
 migration lock; it and ``manage`` configure Django with no pool: a one-shot process needs one
-connection.
+connection. Both install the admin's applications (``admin_site.py``) whatever
+``DJANGO_ADMIN_ENABLED`` says, so its table exists before the admin is turned on; a serving
+process installs them only while the admin is on.
 """
 
 import asyncio
@@ -33,6 +35,7 @@ from ..db.engine import NOT_CONFIGURED, DatabaseNotConfigured, check_reachable
 from ..db.migration_lock import MigrationResult, migration_engine, migration_lock
 from ..db.settings import DatabaseSettings
 from ..observability.logs import get_logger
+from . import admin_site
 from . import settings as django_settings
 from .dependencies import service
 from .errors import HttpError, handles, json_error
@@ -122,8 +125,13 @@ def command_databases(database: DatabaseSettings, application_name: str) -> dict
     return {"default": default}
 
 
-def configure(settings: Settings, databases: dict[str, Any]) -> None:
-    """Configure Django for this process with ``databases`` and the service's applications.
+def configure(
+    settings: Settings,
+    databases: dict[str, Any],
+    admin: admin_site.AdminSiteSettings | None = None,
+) -> None:
+    """Configure Django for this process with ``databases`` and the service's applications, and
+    the admin's when ``admin`` is given.
 
     Django keeps one ``DATABASES`` per process. The service builds one application per process;
     a process that builds several (the tests) gets the newest application's databases: the
@@ -132,12 +140,17 @@ def configure(settings: Settings, databases: dict[str, Any]) -> None:
     global _databases
     if conf.settings.configured and databases != _databases:
         _use_databases(databases)
+    installed_apps, middleware, extra = INSTALLED_APPS, MIDDLEWARE, USERS
+    if admin is not None:
+        installed_apps = [*INSTALLED_APPS, *admin_site.INSTALLED_APPS]
+        middleware = [*MIDDLEWARE, *admin_site.MIDDLEWARE]
+        extra = {**USERS, **admin.django_settings()}
     django_settings.configure(
         settings,
         databases=copy.deepcopy(databases),
-        installed_apps=INSTALLED_APPS,
-        middleware=MIDDLEWARE,
-        extra=USERS,
+        installed_apps=installed_apps,
+        middleware=middleware,
+        extra=extra,
     )
     _databases = copy.deepcopy(databases)
 
@@ -236,7 +249,8 @@ async def migrate(
     Its connection has ``lock_timeout`` set (``DB_MIGRATION_LOCK_TIMEOUT_MS``), so a schema change
     that cannot get its table lock quickly fails instead of queueing the running service.
     """
-    configure(settings, command_databases(database, f"{settings.service_name}-migrate"))
+    admin = admin_site.AdminSiteSettings.load(settings)
+    configure(settings, command_databases(database, f"{settings.service_name}-migrate"), admin)
     engine = migration_engine(database, settings.service_name)
     try:
         async with migration_lock(engine, database) as waited:
@@ -265,7 +279,8 @@ def manage(settings: Settings, argv: list[str]) -> int:
     """Django's command line (``manage.py``): ``argv`` is the program and its arguments."""
     database = DatabaseSettings.load(settings)
     name = f"{settings.service_name}-manage"
-    configure(settings, command_databases(database, name) if database.configured else {})
+    databases = command_databases(database, name) if database.configured else {}
+    configure(settings, databases, admin_site.AdminSiteSettings.load(settings))
     try:
         execute_from_command_line(argv)
     except SystemExit as exc:

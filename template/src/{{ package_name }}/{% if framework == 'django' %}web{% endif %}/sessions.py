@@ -4,15 +4,20 @@ There is one session system, the core's (``sessions/``): records in the shared s
 cookies, rotation at login, compare-and-set writes, saved by the core's ASGI
 ``SessionMiddleware`` before the response starts. ``CoreSession`` gives views Django's
 ``SessionBase`` interface over it; ``session_middleware`` (the first entry of ``MIDDLEWARE``)
-puts one on each request. Nothing is read from the store until a view asks: use the async methods,
-``await request.session.aget("user")``, ``aset``, ``apop``, ``acycle_key()`` (login: a new ID),
-``aflush()`` (logout: the record deleted, the cookie expired). Once loaded (``await
-request.session.aload()``), the plain mapping methods work too.
+puts one on each request. Nothing is read from the store until a view asks. An async view uses
+the async methods, ``await request.session.aget("user")``, ``aset``, ``apop``, ``acycle_key()``
+(login: a new ID), ``aflush()`` (logout: the record deleted, the cookie expired); once loaded
+(``await request.session.aload()``), the plain mapping methods work too. A synchronous view (the
+admin's: Django runs it in a worker thread) uses the plain methods, ``request.session["user"]``,
+``cycle_key()``, ``flush()``: the first one reads the session on the server's event loop
+(asgiref's ``async_to_sync``) while the worker thread waits.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
+from asgiref.sync import async_to_sync
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
@@ -25,7 +30,7 @@ GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 
 class SessionNotLoaded(RuntimeError):
-    """A synchronous session method before the session was read from the store."""
+    """A synchronous session method, on the event loop's thread, before the session was read."""
 
 
 class CoreSession(SessionBase):
@@ -45,10 +50,14 @@ class CoreSession(SessionBase):
     @property
     def core(self) -> Session:
         if self._core is None:
-            raise SessionNotLoaded(
-                "the session is read from the shared store by the async methods: "
-                "await request.session.aload() (or aget, aset...) first"
-            )
+            if _on_event_loop():
+                raise SessionNotLoaded(
+                    "the session is read from the shared store by the async methods: "
+                    "await request.session.aload() (or aget, aset...) first"
+                )
+            # A synchronous view's worker thread: the store's client belongs to the server's
+            # event loop, so the read runs there while this thread waits.
+            return async_to_sync(self.aload)()
         return self._core
 
     def _get_session(self, no_load: bool = False) -> Session:
@@ -93,6 +102,14 @@ class CoreSession(SessionBase):
 
     exists = create = save = delete = _saved_by_the_core
     aexists = acreate = asave = adelete = _saved_by_the_core
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @async_only_middleware

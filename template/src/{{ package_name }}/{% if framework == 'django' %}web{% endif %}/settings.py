@@ -70,9 +70,12 @@ def django_configuration(
         "DATA_UPLOAD_MAX_MEMORY_SIZE": None,
         # The core configures logging (LOG_LEVEL, JSON lines); Django's loggers go through it.
         "LOGGING_CONFIG": None,
-        # default_storage and FileField: the core's object storage (STORAGE_*), streamed.
-        # There are no static files to collect, so no "staticfiles" storage.
-        "STORAGES": {"default": {"BACKEND": f"{PACKAGE}.file_storage.ServiceStorage"}},
+        # default_storage and FileField: the core's object storage (STORAGE_*), streamed; the
+        # admin's static files add a "staticfiles" storage (admin_site.py).
+        "STORAGES": {
+            "default": {"BACKEND": f"{PACKAGE}.file_storage.ServiceStorage"},
+            **(extra or {}).get("STORAGES", {}),
+        },
         # django.core.cache.cache: the shared store (STORE_URL) under KEY_NAMESPACE, JSON values.
         "CACHES": {
             "default": {
@@ -80,7 +83,7 @@ def django_configuration(
                 "TIMEOUT": DEFAULT_CACHE_TIMEOUT_SECONDS,
             }
         },
-        **(extra or {}),
+        **{name: value for name, value in (extra or {}).items() if name != "STORAGES"},
     }
 
 
