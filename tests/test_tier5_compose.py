@@ -61,13 +61,15 @@ PROJECTS: dict[str, dict[str, Any]] = {
         "storage_provider": "gcs",
         "scheduler": "celery",
     },
-    # store (memcached), the shared volume and its chown one-shot (Memcached holds no job
-    # locks: in-process jobs would need PostgreSQL, covered above).
-    "django-memcached-local": {
+    # store (memcached), the shared volume and its chown one-shot; PostgreSQL with Django's
+    # migrations in the one-shot, the admin's static files collected in the image, and the
+    # in-process jobs' locks in PostgreSQL (Memcached holds none).
+    "django-memcached-local-postgresql": {
         "framework": "django",
         "cache_backend": "memcached",
         "storage_provider": "local",
-        "scheduler": "none",
+        "database": "postgresql",
+        "scheduler": "inprocess",
     },
     # azurite + the az one-shot.
     "litestar-azure": {"framework": "litestar", "storage_provider": "azure"},
