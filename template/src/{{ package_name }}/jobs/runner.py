@@ -80,7 +80,10 @@ class JobRunner:
             return RunResult(Outcome.UNAVAILABLE, key)
         finally:
             for tidy in self.after_run:
-                await tidy()
+                try:
+                    await tidy()
+                except Exception:  # like a failing job, it must not take the scheduler down
+                    logger.exception("tidying after the run failed", job=job.name)
 
     async def _run(self, job: Job, scheduled_for: datetime, key: str) -> RunResult:
         bound = logger.bind(job=job.name, idempotency_key=key)

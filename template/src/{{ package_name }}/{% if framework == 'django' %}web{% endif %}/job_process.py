@@ -7,7 +7,7 @@ The core calls ``configure`` before the first job runs (``jobs/runtime.py``:
 settings, the capped pool, the statement timeout) and the same applications, through the same
 ``db.configure`` that ``create_app`` calls, so a job reads and writes models like a view does::
 
-    from ..web.notes.models import Note  # inside the job function
+    from ...web.notes.models import Note  # in jobs/scheduled/, inside the job function
 
     count = await Note.objects.acount()
 
