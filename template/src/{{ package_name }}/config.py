@@ -18,7 +18,7 @@ import math
 import os
 import secrets
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -439,8 +439,14 @@ def check_configuration(*checks: Callable[[Settings], object]) -> Settings:
 
 
 def _feature_loaders() -> list[Callable[[Settings], object]]:
-    loaders = []
-    for entry in FEATURE_SETTINGS:
+    return optional_functions(FEATURE_SETTINGS)
+
+
+def optional_functions(entries: Sequence[str]) -> list[Callable[..., Any]]:
+    """The functions ``entries`` name (``module:attribute``, relative to this package) whose
+    module this service has: a module it was generated without is skipped."""
+    loaders: list[Callable[..., Any]] = []
+    for entry in entries:
         module_name, attribute = entry.split(":")
         qualified = f"{__package__}.{module_name}"
         try:

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..jobs.celery_app import celery_from_environment, require_broker
+    from ..jobs.runtime import prepare_job_process
 
     try:
         settings = start(require_broker)
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     if args.ping:
         replies = app.control.ping(destination=[hostname], timeout=PING_TIMEOUT_SECONDS)
         return 0 if replies else 1
+    # Before the worker forks its processes: each inherits the set-up (Django's ORM, with
+    # Django and a database); connections are opened in the processes that use them.
+    prepare_job_process(settings)
     argv = ["worker", "--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
     argv += ["--hostname", hostname]
     app.worker_main(argv)

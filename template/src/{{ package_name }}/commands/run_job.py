@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from ..config import ConfigError, Settings
 from ..jobs.registry import REGISTRY, discover_jobs, previous_tick
 from ..jobs.runner import Outcome
-from ..jobs.runtime import open_jobs
+from ..jobs.runtime import open_jobs, prepare_job_process
 from ..jobs.settings import JobsSettings
 from ..observability.logs import get_logger
 from . import refuse_to_start, start
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         return refuse_to_start(exc)
     jobs = JobsSettings.load(settings)
     scheduled_for = _scheduled_for(args)
+    prepare_job_process(settings)  # Django's ORM, with Django and a database
     return asyncio.run(_run(settings, jobs, args.job, scheduled_for))
 
 

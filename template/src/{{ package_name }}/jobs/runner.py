@@ -12,7 +12,7 @@ checkpoint; its effect, written with the idempotency key and fencing token, cann
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,6 +52,7 @@ class JobRunner:
         ttl_seconds: float,
         renew_interval: float,
         should_stop: Callable[[], bool] = lambda: False,
+        after_run: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self.locks = locks
         self.ledger = ledger
@@ -59,6 +60,8 @@ class JobRunner:
         self.ttl_seconds = ttl_seconds
         self.renew_interval = renew_interval
         self.should_stop = should_stop
+        # Awaited after every run, whatever its outcome: what a run's code may leave open.
+        self.after_run = tuple(after_run)
 
     def lock_name(self, job: str) -> str:
         return f"{self.namespace}:jobs:{job}"
@@ -75,6 +78,12 @@ class JobRunner:
                 error=str(exc),
             )
             return RunResult(Outcome.UNAVAILABLE, key)
+        finally:
+            for tidy in self.after_run:
+                try:
+                    await tidy()
+                except Exception:  # like a failing job, it must not take the scheduler down
+                    logger.exception("tidying after the run failed", job=job.name)
 
     async def _run(self, job: Job, scheduled_for: datetime, key: str) -> RunResult:
         bound = logger.bind(job=job.name, idempotency_key=key)

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import ConfigError, Settings
+from ..config import ConfigError, Settings, optional_functions
 from ..locks import LockBackend, open_lock_backend
 from .ledger import JobLedger, open_ledger
 from .registry import REGISTRY, Job, discover_jobs
@@ -12,6 +12,20 @@ from .settings import JobsSettings
 
 # Whatever imports the runtime (routes, schedulers, the run-job command) sees every job.
 discover_jobs()
+
+# What the web adapter sets up in a process that runs jobs outside the web service (run-job,
+# the Celery worker), as create_app does in the web process, and what it tidies after each run,
+# as after each request: with Django and a database, Django's settings and applications, so
+# jobs use the ORM, and the run's database connections (web/job_process.py). Named, not
+# imported: a service generated without them has nothing to do.
+JOB_PROCESS_SETUP = ("web.job_process:configure",)
+AFTER_EACH_RUN = ("web.job_process:after_run",)
+
+
+def prepare_job_process(settings: Settings) -> None:
+    """Set up this process for running jobs (``JOB_PROCESS_SETUP``); once, before the first."""
+    for setup in optional_functions(JOB_PROCESS_SETUP):
+        setup(settings)
 
 
 @dataclass
@@ -56,5 +70,6 @@ def open_jobs(
         jobs.lock_ttl_seconds,
         jobs.renew_interval,
         should_stop,
+        after_run=optional_functions(AFTER_EACH_RUN),
     )
     return JobsRuntime(jobs, locks, ledger, runner)
