@@ -30,9 +30,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
 from .lifecycle import Lifecycle
@@ -55,16 +53,24 @@ def refuse_head(transport: asyncio.Transport, limit: int) -> None:
     transport.close()
 
 
-class BoundedH11Protocol(H11Protocol):
-    """h11 refuses a head over ``h11_max_incomplete_event_size``: 431 where uvicorn says 400."""
+def bounded_h11_protocol() -> type[asyncio.Protocol]:
+    # Built on demand, like the httptools one: a process imports only the parser it serves with.
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    def send_400_response(self, msg: str) -> None:
-        limit = self.config.h11_max_incomplete_event_size
-        buffered, _ = self.conn.trailing_data
-        if self.conn.their_state is h11.ERROR and limit is not None and len(buffered) > limit:
-            refuse_head(self.transport, limit)
-            return
-        super().send_400_response(msg)
+    class BoundedH11Protocol(H11Protocol):
+        """h11 refuses a head over ``h11_max_incomplete_event_size``: 431 where uvicorn says
+        400."""
+
+        def send_400_response(self, msg: str) -> None:
+            limit = self.config.h11_max_incomplete_event_size
+            buffered, _ = self.conn.trailing_data
+            if self.conn.their_state is h11.ERROR and limit is not None and len(buffered) > limit:
+                refuse_head(self.transport, limit)
+                return
+            super().send_400_response(msg)
+
+    return BoundedH11Protocol
 
 
 def bounded_httptools_protocol() -> type[asyncio.Protocol]:
@@ -113,7 +119,7 @@ def http_protocol(parser: str) -> type[asyncio.Protocol]:
     """The uvicorn protocol class of ``parser`` (``auto``: httptools when installed, as uvicorn
     chooses), with the request head bounded."""
     if parser == "h11" or (parser == "auto" and importlib.util.find_spec("httptools") is None):
-        return BoundedH11Protocol
+        return bounded_h11_protocol()
     return bounded_httptools_protocol()
 
 

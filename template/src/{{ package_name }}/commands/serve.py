@@ -12,7 +12,6 @@ from socket import socket
 from ..config import ConfigError, Settings
 from ..lifecycle import Lifecycle
 from ..observability.logs import get_logger
-from ..processes import supervise
 from ..server import build_server, listen
 from . import refuse_to_start, start
 
@@ -65,6 +64,9 @@ def serve(app_factory: AppFactory | None = None) -> int:
         admin_port=settings.admin_port,
         processes=settings.web_concurrency,
     )
+    # Imported only here: a process that serves alone (the default) never loads the supervisor.
+    from ..processes import supervise
+
     target = functools.partial(serve_process, app_factory)
     return supervise(
         settings.web_concurrency, target, sockets, settings.web_process_timeout_seconds
