@@ -13,11 +13,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -197,33 +195,3 @@ TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
 def table_names(url: str) -> set[str]:
     rows = query(url, TABLES)
     return {str(name) for (name,) in rows}
-
-
-CONNECTIONS_OF = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
-
-
-def connections_of(url: str, name: str) -> int:
-    """The connections open to ``url``'s server whose ``application_name`` is ``name``."""
-    [(count,)] = query(url, CONNECTIONS_OF, name=name)
-    return int(str(count))
-
-
-@contextmanager
-def sampled_connections(url: str, name: str, every: float = 0.02) -> Iterator[list[int]]:
-    """``connections_of(url, name)``, counted every ``every`` seconds on a thread while the
-    block runs; the counts, in the list yielded, are complete once the block has ended."""
-    samples: list[int] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            samples.append(connections_of(url, name))
-            time.sleep(every)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield samples
-    finally:
-        done.set()
-        sampler.join()
