@@ -1,8 +1,9 @@
 """Example database routes: create, read and list notes, each in one short transaction.
 
 Replace them with your own; keep the pattern: validate before touching the database, hold a
-connection only for the statements, bound every list. Each view runs its transaction as one
-coroutine on the server's loop (``portal.run``), through the process's one pool.
+connection only for the statements, bound every list. Each view writes its database work as a
+plain function of a synchronous SQLAlchemy ``Session`` and runs it with ``transaction`` (one
+short transaction on the process's one pool, ``web/db.py``).
 """
 
 from datetime import datetime
@@ -11,11 +12,12 @@ from typing import Annotated, Any
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from ..db.models import TITLE_MAX_LENGTH, Note
-from . import api_docs, portal
-from .db import database
+from . import api_docs
+from .db import transaction
 from .validation import json_body, parse, query
 
 blueprint = Blueprint("notes", __name__, url_prefix="/notes")
@@ -58,14 +60,13 @@ class NotePage(BaseModel):
 def create_note() -> tuple[dict[str, Any], int, dict[str, str]]:
     note: NoteIn = json_body(NoteIn)
 
-    async def insert() -> NoteOut:
-        async with database().transaction() as session:
-            row = Note.new(note.title, note.body)
-            session.add(row)
-            await session.flush()  # INSERT ... RETURNING: the id and created_at come back
-            return NoteOut.of(row)
+    def insert(session: Session) -> NoteOut:
+        row = Note.new(note.title, note.body)
+        session.add(row)
+        session.flush()  # INSERT ... RETURNING: the id and created_at come back
+        return NoteOut.of(row)
 
-    created = portal.run(insert())
+    created = transaction(insert)
     return created.model_dump(mode="json"), 201, {"Location": f"/notes/{created.id}"}
 
 
@@ -74,12 +75,11 @@ def create_note() -> tuple[dict[str, Any], int, dict[str, str]]:
 def get_note(note_id: str) -> dict[str, Any]:
     wanted: int = parse(NoteId, note_id, "path", "note_id")
 
-    async def read() -> NoteOut | None:
-        async with database().transaction() as session:
-            row = await session.get(Note, wanted)
-            return NoteOut.of(row) if row is not None else None
+    def read(session: Session) -> NoteOut | None:
+        row = session.get(Note, wanted)
+        return NoteOut.of(row) if row is not None else None
 
-    found = portal.run(read())
+    found = transaction(read)
     if found is None:
         raise NotFound("no such note")
     return found.model_dump(mode="json")
@@ -95,11 +95,9 @@ def list_notes() -> dict[str, Any]:
     if before is not None:
         statement = statement.where(Note.id < before)
 
-    async def read() -> list[NoteOut]:
-        async with database().transaction() as session:
-            rows = (await session.scalars(statement)).all()
-            return [NoteOut.of(row) for row in rows]
+    def read(session: Session) -> list[NoteOut]:
+        return [NoteOut.of(row) for row in session.scalars(statement)]
 
-    items = portal.run(read())
+    items = transaction(read)
     next_before = items[-1].id if len(items) == limit else None
     return NotePage(items=items, next_before=next_before).model_dump(mode="json")
