@@ -30,7 +30,7 @@ import itertools
 import json
 import operator
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -152,7 +152,7 @@ class AnswerSpace:
         self.env = make_jinja_env(self.settings.get("_envops"))
         self._compiled: dict[str, jinja2.Template] = {}
         self._combinations: list[Combination] = []
-        self._cover: list[Combination] | None = None
+        self._covers: dict[Any, list[Combination]] = {}
         self._refusals: list[Refusal] = []
         self._explore(0, {}, {})
         self._combinations = _with_unique_ids(self._combinations)
@@ -350,46 +350,72 @@ class AnswerSpace:
             if len({_key(c.answers.get(q.name, MISSING)) for c in self._combinations}) > 1
         ]
 
-    def pairwise_cover(self, attempts: int = 64) -> list[Combination]:
-        """The default combination of each framework plus a small covering array of every
+    def pairwise_cover(
+        self,
+        attempts: int = 64,
+        cost: Callable[[Mapping[str, Any]], float] | None = None,
+        holds: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+    ) -> list[Combination]:
+        """The default combination of each framework plus a cheap covering array of every
         value pair.
 
         Covers every pair of values of two varying questions that occurs in some valid
-        combination. Each attempt is greedy (it takes the combination that covers the most pairs
-        still uncovered, the earliest on ties) over the candidates in one seeded order (the
-        first attempt in enumeration order), then drops every combination but the framework
-        defaults that the others make redundant. The smallest cover wins, the earliest attempt
-        on ties, so the result is deterministic. Pairs are bits of an int, so an attempt costs
+        combination. ``cost`` prices one combination from its answers (tier 2 passes the
+        seconds a project of those answers takes); without it every combination costs 1, so
+        the cover is simply small. ``holds`` names what a project of those answers contains
+        (tier 2 passes its declared dependencies): each such thing is then in two projects of
+        the cover wherever two valid combinations hold it, so one can test it at its lowest
+        declared version and another at its newest (``lowest_versions_subset``).
+
+        Each attempt is greedy (it takes the combination that covers the most pairs and
+        things still uncovered per unit of cost, the earliest on ties) over the candidates in
+        one seeded order (the first attempt in enumeration order), then drops every
+        combination but the framework defaults that the others make redundant, the dearest
+        first. The cheapest cover wins (then the smallest, then the earliest attempt), so the
+        result is deterministic. Pairs and things are bits of an int, so an attempt costs
         milliseconds.
         """
-        if self._cover is None:
-            self._cover = self._smallest_cover(attempts)
-        return self._cover
+        key = (cost, holds)
+        if key not in self._covers:
+            self._covers[key] = self._cheapest_cover(
+                attempts, cost or (lambda answers: 1.0), holds or (lambda answers: ())
+            )
+        return self._covers[key]
 
-    def lowest_versions_subset(self) -> list[Combination]:
-        """Projects of the pairwise cover that tier 2 also runs at the lowest declared versions.
+    def lowest_versions_subset(
+        self,
+        cost: Callable[[Mapping[str, Any]], float] | None = None,
+        holds: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+    ) -> list[Combination]:
+        """Projects of the pairwise cover (priced by ``cost``, holding ``holds``, as in
+        ``pairwise_cover``) that tier 2 runs at the lowest declared versions.
 
         Every value of every varying question (each framework, each backend, each Python
-        version) appears in at least one of them, so every dependency's declared lower bound is
-        installed and tested beside the others that combination brings. The framework defaults
-        are never picked (the default runs the README's inner loop at the newest versions),
-        nor one whose pick would leave a value without a project at the newest versions.
-        Greedy over the cover's order: the project holding the most values not yet covered,
-        the earliest on ties; deterministic.
+        version) and everything ``holds`` names (each declared dependency) appears in at least
+        one of them, so every dependency's declared lower bound is installed and tested beside
+        the others that combination brings. The framework defaults are never picked (the
+        default runs the README's inner loop at the newest versions), nor one whose pick would
+        leave a value or a thing without a project at the newest versions. Greedy over the
+        cover's order: the project holding the most values not yet covered, the earliest on
+        ties; deterministic.
         """
         varying = self.varying_questions()
+        held = holds or (lambda answers: ())
 
         def values(c: Combination) -> set[tuple[str, str]]:
-            return {(name, _key(c.answers.get(name, MISSING))) for name in varying}
+            return {(name, _key(c.answers.get(name, MISSING))) for name in varying} | {
+                ("holds", thing) for thing in held(c.answers)
+            }
 
+        cover = self.pairwise_cover(cost=cost, holds=holds)
         anchors = {c.id for c in self.framework_defaults()}
-        candidates = [c for c in self.pairwise_cover() if c.id not in anchors]
+        candidates = [c for c in cover if c.id not in anchors]
         needed = set().union(*(values(c) for c in candidates)) if candidates else set()
         chosen: list[Combination] = []
 
         def keeps_newest(pick: Combination) -> bool:
             # Every value must still be tested at the newest versions in some other project.
-            rest = [c for c in self.pairwise_cover() if c not in chosen and c is not pick]
+            rest = [c for c in cover if c not in chosen and c is not pick]
             return values(pick) <= set().union(*(values(c) for c in rest))
 
         while needed:
@@ -401,9 +427,15 @@ class AnswerSpace:
             needed -= values(pick)
         return chosen
 
-    def _smallest_cover(self, attempts: int) -> list[Combination]:
+    def _cheapest_cover(
+        self,
+        attempts: int,
+        cost: Callable[[Mapping[str, Any]], float],
+        holds: Callable[[Mapping[str, Any]], Iterable[str]],
+    ) -> list[Combination]:
         varying = self.varying_questions()
         bit_of: dict[tuple[Any, ...], int] = {}
+        thing_bit: dict[str, int] = {}
 
         def pair_bits(c: Combination) -> int:
             values = [(name, _key(c.answers.get(name, MISSING))) for name in varying]
@@ -412,27 +444,78 @@ class AnswerSpace:
                 bits |= 1 << bit_of.setdefault(pair, len(bit_of))
             return bits
 
-        candidates = [(c, pair_bits(c)) for c in self._combinations]
-        required = functools.reduce(operator.or_, (bits for _, bits in candidates), 0)
-        anchors = [(c, pair_bits(c)) for c in self.framework_defaults()]
-        best: list[tuple[Combination, int]] = []
+        def thing_bits(c: Combination) -> int:
+            return functools.reduce(
+                operator.or_,
+                (1 << thing_bit.setdefault(thing, len(thing_bit)) for thing in holds(c.answers)),
+                0,
+            )
+
+        Item = tuple[Combination, int, int, float]  # combination, pairs, things, cost
+        candidates: list[Item] = [
+            (c, pair_bits(c), thing_bits(c), cost(c.answers)) for c in self._combinations
+        ]
+        pairs_required = functools.reduce(operator.or_, (p for _, p, _, _ in candidates), 0)
+        once, twice = _held_once_and_twice(things for _, _, things, _ in candidates)
+        anchors: list[Item] = [
+            (c, pair_bits(c), thing_bits(c), cost(c.answers)) for c in self.framework_defaults()
+        ]
+
+        def complete(cover: list[Item]) -> bool:
+            pairs = functools.reduce(operator.or_, (p for _, p, _, _ in cover), 0)
+            return pairs == pairs_required and _held_once_and_twice(
+                things for _, _, things, _ in cover
+            ) == (once, twice)
+
+        def price(cover: list[Item]) -> tuple[float, int]:
+            return sum(price for _, _, _, price in cover), len(cover)
+
+        best: list[Item] = []
         for attempt in range(attempts):
             order = list(candidates)
             if attempt:
                 random.Random(attempt).shuffle(order)
             chosen = list(anchors)
-            covered = functools.reduce(operator.or_, (bits for _, bits in anchors), 0)
-            while covered != required:
-                pick = max(order, key=lambda cb: (cb[1] & ~covered).bit_count())
+            pairs = functools.reduce(operator.or_, (p for _, p, _, _ in anchors), 0)
+            seen, seen_twice = _held_once_and_twice(things for _, _, things, _ in anchors)
+
+            while pairs != pairs_required or (seen, seen_twice) != (once, twice):
+                # Per unit of cost: pairs not covered yet, things not seen yet, and things seen
+                # once that two combinations can hold.
+                missing, unseen, once_more = ~pairs, ~seen, seen & twice & ~seen_twice
+                pick = max(
+                    order,
+                    key=lambda item, m=missing, u=unseen, o=once_more: (
+                        (
+                            (item[1] & m).bit_count()
+                            + (item[2] & u).bit_count()
+                            + (item[2] & o).bit_count()
+                        )
+                        / item[3]
+                    ),
+                )
                 chosen.append(pick)
-                covered |= pick[1]
-            for item in reversed(chosen[len(anchors) :]):
+                pairs |= pick[1]
+                seen_twice |= pick[2] & seen & twice
+                seen |= pick[2]
+            # Dearest first (the latest on ties), so a redundant dear project goes before a
+            # cheap one.
+            for item in sorted(reversed(chosen[len(anchors) :]), key=lambda i: -i[3]):
                 others = [other for other in chosen if other is not item]
-                if functools.reduce(operator.or_, (bits for _, bits in others), 0) == required:
+                if complete(others):
                     chosen = others
-            if not best or len(chosen) < len(best):
+            if not best or price(chosen) < price(best):
                 best = chosen
-        return [c for c, _ in best]
+        return [c for c, _, _, _ in best]
+
+
+def _held_once_and_twice(holdings: Iterable[int]) -> tuple[int, int]:
+    """Bits set in at least one of ``holdings``, and bits set in at least two."""
+    once = twice = 0
+    for bits in holdings:
+        twice |= once & bits
+        once |= bits
+    return once, twice
 
 
 def _key(value: Any) -> str:

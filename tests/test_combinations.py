@@ -181,10 +181,73 @@ def test_lowest_versions_subset_holds_every_value_and_leaves_each_one_at_the_new
     ]
 
 
-def test_lowest_versions_subset_of_this_template_has_every_framework_and_backend() -> None:
+def test_a_priced_cover_puts_dear_values_in_as_few_projects_as_the_pairs_allow(
+    tmp_path: Path,
+) -> None:
+    # q0 is a yes/no question whose "yes" is dear (a database, say); four three-valued ones.
+    questions = {"q0": {"type": "str", "choices": {"no": "no", "yes": "yes"}, "default": "no"}}
+    questions |= {
+        f"q{i}": {"type": "str", "choices": {v: v for v in "abc"}, "default": "a"}
+        for i in range(1, 5)
+    }
+    (tmp_path / "copier.yml").write_text(yaml.safe_dump(questions), encoding="utf-8")
+    space = AnswerSpace(tmp_path / "copier.yml")
+
+    def cost(answers) -> float:
+        return 10.0 if answers["q0"] == "yes" else 1.0
+
+    plain, priced = space.pairwise_cover(), space.pairwise_cover(cost=cost)
+    # q0=yes pairs with the three values of each other question: three projects can hold them
+    # all. The smallest cover (10 projects) needs five; the priced one takes more projects.
+    assert sum(c.answers["q0"] == "yes" for c in plain) == 5
+    assert sum(c.answers["q0"] == "yes" for c in priced) == 3
+    assert len(priced) > len(plain)
+    assert sum(map(cost, (c.answers for c in priced))) < sum(map(cost, (c.answers for c in plain)))
+
+    def pairs(combos):
+        return {
+            (a, c.answers[a], b, c.answers[b])
+            for c in combos
+            for a, b in itertools.combinations(sorted(c.answers), 2)
+        }
+
+    assert pairs(priced) == pairs(space.combinations)
+
+
+def test_what_a_project_holds_is_in_two_projects_one_of_them_at_the_lowest_versions(
+    tmp_path: Path,
+) -> None:
+    questions = {
+        f"q{i}": {"type": "str", "choices": {v: v for v in "abc"}, "default": "a"} for i in range(4)
+    }
+    (tmp_path / "copier.yml").write_text(yaml.safe_dump(questions), encoding="utf-8")
+    space = AnswerSpace(tmp_path / "copier.yml")
+
+    def cost(answers) -> float:
+        return 10.0 if answers["q0"] == "c" else 1.0
+
+    def holds(answers) -> set[str]:  # a package only one pair of answers declares
+        return {"pair-only"} if (answers["q0"], answers["q1"]) == ("c", "c") else set()
+
+    # Priced alone, the cover holds the pair once; asked to hold it, twice.
+    assert sum(bool(holds(c.answers)) for c in space.pairwise_cover(cost=cost)) == 1
+    cover = space.pairwise_cover(cost=cost, holds=holds)
+    assert sum(bool(holds(c.answers)) for c in cover) == 2
+    lowest = space.lowest_versions_subset(cost=cost, holds=holds)
+    assert sum(bool(holds(c.answers)) for c in lowest) == 1
+
+
+def test_tier2_installs_every_declared_dependency_at_its_lowest_and_at_its_newest() -> None:
+    from test_tier2_runtime import COVER, LOWEST, declared_dependencies
+
     space = answer_space()
-    lowest = space.lowest_versions_subset()
+    declared = set().union(*(declared_dependencies(c.answers) for c in space.combinations))
+    lowest = set().union(*(declared_dependencies(c.answers) for c in LOWEST))
+    newest = set().union(*(declared_dependencies(c.answers) for c in COVER if c not in LOWEST))
+    assert declared - lowest == set()
+    assert declared - newest == set()
+    assert {"django", "psycopg", "alembic", "celery"} <= declared  # the reader reads them
     for question in ("framework", "cache_backend", "database", "storage_provider", "scheduler"):
         every = {c.answers[question] for c in space.combinations}
-        assert {c.answers[question] for c in lowest} == every, question
-    assert not {c.id for c in lowest} & {c.id for c in space.framework_defaults()}
+        assert {c.answers[question] for c in LOWEST} == every, question
+    assert not {c.id for c in LOWEST} & {c.id for c in space.framework_defaults()}

@@ -6,10 +6,15 @@ and tested by its own test suite. Slow (about a minute or more each): run with
 
 from __future__ import annotations
 
+import functools
+import json
 import shlex
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jinja2.meta
 import pytest
 from combinations import Combination, answer_space
 from deploy_checks import SETTINGS_PROBE, deployment_environments
@@ -21,35 +26,76 @@ from helpers import (
     run_step,
     uv_binary,
 )
+from packaging.requirements import Requirement
 
 pytestmark = pytest.mark.tier2
 
 SPACE = answer_space()
-COVER = SPACE.pairwise_cover()
+
+
+def expected_seconds(answers: Mapping[str, Any]) -> float:
+    """What one project of these answers takes in this tier, alone on a worker of a 2-core
+    machine (measured; docs/testing.md): about 75 s without a database, PostgreSQL adds about
+    75 s (migrations, the pool, outages), Django's PostgreSQL tests (users, admin, migrations,
+    lent request threads) about 75 s more, Celery about 20 s (a worker and two beats).
+
+    The cover is priced with it, so each pair of answers is run in the cheapest project that
+    can hold it: PostgreSQL pairs gather in few projects instead of every other one."""
+    seconds = 75.0
+    if answers["database"] == "postgresql":
+        seconds += 150.0 if answers["framework"] == "django" else 75.0
+    if answers["scheduler"] == "celery":
+        seconds += 20.0
+    return seconds
+
+
+PYPROJECT_SOURCE = (Path(__file__).parent.parent / "template" / "pyproject.toml.jinja").read_text(
+    encoding="utf-8"
+)
+PYPROJECT = SPACE.env.from_string(PYPROJECT_SOURCE)
+# The answers pyproject.toml reads: combinations that agree on them declare the same packages.
+PYPROJECT_READS = sorted(jinja2.meta.find_undeclared_variables(SPACE.env.parse(PYPROJECT_SOURCE)))
+
+
+def declared_dependencies(answers: Mapping[str, Any]) -> frozenset[str]:
+    """The distribution names a project of these answers declares (its dependencies and its
+    dependency groups), from its rendered pyproject.toml: each must be installed at its lowest
+    declared version in one project of the cover and at its newest in another."""
+    key = json.dumps([answers.get(name) for name in PYPROJECT_READS], default=str)
+    if key not in _DECLARED:
+        rendered = PYPROJECT.render({"_copier_operation": "copy", **answers})
+        project = tomllib.loads(rendered)
+        specs = [*project["project"]["dependencies"]]
+        for group in project.get("dependency-groups", {}).values():
+            specs += [spec for spec in group if isinstance(spec, str)]
+        _DECLARED[key] = frozenset(_distribution(spec) for spec in specs)
+    return _DECLARED[key]
+
+
+_DECLARED: dict[str, frozenset[str]] = {}
+
+
+@functools.cache
+def _distribution(spec: str) -> str:
+    return Requirement(spec).name
+
+
+COVER = SPACE.pairwise_cover(cost=expected_seconds, holds=declared_dependencies)
 DEFAULT = SPACE.default_combination()
 # Every combination of the cover is installed and tested once. Most run at the newest versions
 # their bounds allow; a few run their suite at the lowest declared versions of their direct
 # dependencies, chosen so that every framework, backend and Python version is among them
 # (AnswerSpace.lowest_versions_subset), so every declared lower bound stays true; each of
 # those values is also tested at the newest versions in another project.
-LOWEST = SPACE.lowest_versions_subset()
+LOWEST = SPACE.lowest_versions_subset(cost=expected_seconds, holds=declared_dependencies)
 CASES = [
     pytest.param(combo, "lowest-direct", id=f"{combo.id}-lowest-direct")
     if combo in LOWEST
     else pytest.param(combo, "highest", id=combo.id)
     for combo in COVER
 ]
-
-
-def expected_cost(case: Any) -> int:
-    """Longest first, so two workers finish together instead of one waiting on a late long
-    project: suites with PostgreSQL take 130-180 s here, with Celery about 100 s, others 60-95 s
-    (measured in tier 2 on a 2-core machine)."""
-    answers = case.values[0].answers
-    return 2 * (answers["database"] == "postgresql") + (answers["scheduler"] == "celery")
-
-
-CASES.sort(key=expected_cost, reverse=True)  # stable: the cover's order within a cost
+# Longest first, so two workers finish together instead of one waiting on a late long project.
+CASES.sort(key=lambda case: expected_seconds(case.values[0].answers), reverse=True)
 # Rendered tests that must pass in every combination (not skipped, not deselected): one start
 # names every missing production setting, and production never reads .env.
 REQUIRED_TESTS = (
@@ -132,8 +178,6 @@ def test_rendered_project_installs_and_passes_its_own_checks(
 def _load_deployment_settings(project: Path, uv: str, env: dict[str, str], package: str) -> float:
     """The chart's config and the Compose environment, with stand-in secrets, are accepted by
     the service's own settings in production (a value the service would refuse fails here)."""
-    import json
-
     specs = deployment_environments(project)
     assert specs, "no deployment artifact (chart or compose.yaml) in the rendered project"
     probe = project.parent / "settings_probe.py"
