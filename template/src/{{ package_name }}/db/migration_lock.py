@@ -14,13 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+import asyncpg
 
 from .. import SERVICE_NAME
 from ..observability.logs import get_logger
-from .engine import wait_until_reachable
+from .connect import connect, retry_while_transient
 from .settings import DatabaseSettings
 
 logger = get_logger(__name__)
@@ -48,46 +46,40 @@ class MigrationResult:
         return self.before != self.after
 
 
-def migration_engine(settings: DatabaseSettings, service_name: str) -> AsyncEngine:
-    """Connections for one migration run, each opened for one use and named
-    ``<service>-migrate`` in pg_stat_activity."""
-    return create_async_engine(
-        settings.url(),
-        poolclass=NullPool,
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"application_name": f"{service_name}-migrate"[:63]},
-        },
-    )
-
-
-async def _acquire_lock(connection: AsyncConnection, key: int) -> float:
+async def _acquire_lock(connection: asyncpg.Connection, key: int) -> float:
     began = time.monotonic()
-    taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-    if not taken:
+    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", key):
         logger.info("waiting for the migration lock: another migrator holds it", lock_key=key)
-        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        await connection.execute("SELECT pg_advisory_lock($1)", key)
     waited = time.monotonic() - began
     logger.info("migration lock acquired", lock_key=key, waited_seconds=round(waited, 3))
     return waited
 
 
 @asynccontextmanager
-async def migration_lock(engine: AsyncEngine, settings: DatabaseSettings) -> AsyncIterator[float]:
+async def migration_lock(settings: DatabaseSettings, service_name: str) -> AsyncIterator[float]:
     """Wait until the database answers (bounded retries), then hold the migration lock for the
-    block; yields how long the lock was waited for.
+    block, on a connection of its own named ``<service>-migrate``; yields how long the lock was
+    waited for.
 
     The key comes from the name the service was generated with, not from SERVICE_NAME, so
     migrators configured differently still exclude each other.
     """
     key = migration_lock_key()
-    await wait_until_reachable(
-        engine, settings.db_connect_retries, settings.db_connect_backoff_seconds
+    opened: list[asyncpg.Connection] = []
+
+    async def open_connection() -> None:
+        opened.append(await connect(settings, f"{service_name}-migrate"))
+
+    await retry_while_transient(
+        open_connection, settings.db_connect_retries, settings.db_connect_backoff_seconds
     )
-    async with engine.connect() as connection:
-        lock = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        waited = await _acquire_lock(lock, key)
+    connection = opened[-1]
+    try:
+        waited = await _acquire_lock(connection, key)
         try:
             yield waited
         finally:
-            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            await connection.execute("SELECT pg_advisory_unlock($1)", key)
+    finally:
+        await connection.close()

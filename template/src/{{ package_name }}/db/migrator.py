@@ -17,19 +17,29 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from .. import SERVICE_NAME
-from .migration_lock import (
-    MigrationResult,
-    migration_engine,
-    migration_lock,
-    migration_lock_key,
-)
+from .migration_lock import MigrationResult, migration_lock, migration_lock_key
 from .settings import DatabaseSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 __all__ = ["MigrationResult", "migrate", "migration_lock_key"]
+
+
+def migration_engine(settings: DatabaseSettings, service_name: str) -> AsyncEngine:
+    """Alembic's connection, opened for the run and named ``<service>-migrate`` in
+    pg_stat_activity."""
+    return create_async_engine(
+        settings.url(),
+        poolclass=NullPool,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": {"application_name": f"{service_name}-migrate"[:63]},
+        },
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -77,7 +87,10 @@ async def migrate(
     """
     engine = migration_engine(settings, service_name)
     try:
-        async with migration_lock(engine, settings) as waited, engine.connect() as migration:
+        async with (
+            migration_lock(settings, service_name) as waited,
+            engine.connect() as migration,
+        ):
             await migration.execute(
                 text("SELECT set_config('lock_timeout', :value, false)"),
                 {"value": f"{settings.db_migration_lock_timeout_ms}ms"},

@@ -31,8 +31,8 @@ from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from ..config import Settings
-from ..db.engine import NOT_CONFIGURED, DatabaseNotConfigured, check_reachable
-from ..db.migration_lock import MigrationResult, migration_engine, migration_lock
+from ..db.connect import NOT_CONFIGURED, DatabaseNotConfigured, check_reachable
+from ..db.migration_lock import MigrationResult, migration_lock
 from ..db.settings import DatabaseSettings
 from ..observability.logs import get_logger
 from . import admin_site
@@ -188,7 +188,8 @@ class DjangoDatabase:
         """At start: wait until the database answers (bounded retries); nothing if unconfigured.
 
         A transient error (refused, server starting) is retried with backoff, a wrong password
-        fails at once: the core's check, on a connection of its own closed before serving.
+        fails at once: the core's check, on a connection of its own closed before serving (plain
+        asyncpg: a Django process never imports SQLAlchemy).
         """
         if self.configured:
             await check_reachable(self.settings, self.application_name)
@@ -251,12 +252,8 @@ async def migrate(
     """
     admin = admin_site.AdminSiteSettings.load(settings)
     configure(settings, command_databases(database, f"{settings.service_name}-migrate"), admin)
-    engine = migration_engine(database, settings.service_name)
-    try:
-        async with migration_lock(engine, database) as waited:
-            before, after = await asyncio.to_thread(_run_migrate, targets)
-    finally:
-        await engine.dispose()
+    async with migration_lock(database, settings.service_name) as waited:
+        before, after = await asyncio.to_thread(_run_migrate, targets)
     return MigrationResult(before, after, waited)
 
 

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..db import Database, DatabaseNotConfigured, DatabaseUnavailable
-from ..db.engine import NOT_CONFIGURED
+from ..db import DatabaseNotConfigured, DatabaseUnavailable
+from ..db.connect import NOT_CONFIGURED
+from ..db.engine import Database
 from ..observability.logs import get_logger
 
 logger = get_logger(__name__)

@@ -13,8 +13,9 @@ from typing import TypeVar, cast
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.orm import Session
 
-from ..db import Database, DatabaseNotConfigured, DatabaseUnavailable
-from ..db.engine import NOT_CONFIGURED
+from ..db import DatabaseNotConfigured, DatabaseUnavailable
+from ..db.connect import NOT_CONFIGURED
+from ..db.engine import Database
 from ..observability.logs import get_logger
 from . import portal
 

@@ -8,8 +8,9 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 
-from ..db import Database, DatabaseNotConfigured, DatabaseUnavailable
-from ..db.engine import NOT_CONFIGURED
+from ..db import DatabaseNotConfigured, DatabaseUnavailable
+from ..db.connect import NOT_CONFIGURED
+from ..db.engine import Database
 from ..observability.logs import get_logger
 
 logger = get_logger(__name__)
