@@ -164,11 +164,13 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
 
-    async def create_database(self) -> str:
-        """A new empty database on this server; its URL."""
+    async def create_database(self, template: str | None = None) -> str:
+        """A new database on this server, empty or a copy of the database at ``template`` (no
+        session may be connected to that one); its URL."""
         name = f"test_{uuid.uuid4().hex[:16]}"
+        copy = f' TEMPLATE "{urlsplit(template).path.lstrip("/")}"' if template else ""
         async with connect(self.url) as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         return with_database(self.url, name)
 
     async def drop_database(self, url: str) -> None:
