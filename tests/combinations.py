@@ -506,7 +506,50 @@ class AnswerSpace:
                     chosen = others
             if not best or price(chosen) < price(best):
                 best = chosen
+        best = _swap_for_cheaper(best, len(anchors), candidates, pairs_required, once, twice)
         return [c for c, _, _, _ in best]
+
+
+def _swap_for_cheaper(
+    cover: list[tuple[Combination, int, int, float]],
+    fixed: int,
+    candidates: list[tuple[Combination, int, int, float]],
+    pairs_required: int,
+    once: int,
+    twice: int,
+) -> list[tuple[Combination, int, int, float]]:
+    """Local search on a complete cover: replace one or two of its projects (never the first
+    ``fixed``) by one cheaper project that holds every pair and thing only they held, the
+    dearest first, until no such swap is left. Greedy covers leave such swaps (a dear
+    project picked early for many pairs, most of which later picks also cover)."""
+    by_cost = sorted(candidates, key=lambda item: item[3])  # stable: the earliest on ties
+    while True:
+        movable = cover[fixed:]
+        groups = [[item] for item in movable] + [
+            list(g) for g in itertools.combinations(movable, 2)
+        ]
+        for group in sorted(groups, key=lambda g: -sum(item[3] for item in g)):
+            others = [item for item in cover if all(item is not g for g in group)]
+            pairs = functools.reduce(operator.or_, (p for _, p, _, _ in others), 0)
+            seen, seen_twice = _held_once_and_twice(things for _, _, things, _ in others)
+            if twice & ~seen:  # a thing only the group held, twice: one project cannot
+                continue
+            need_pairs = pairs_required & ~pairs
+            need_things = (once & ~seen) | (twice & ~seen_twice)
+            budget = sum(item[3] for item in group)
+            swap = next(
+                (
+                    item
+                    for item in itertools.takewhile(lambda i, b=budget: i[3] < b, by_cost)
+                    if item[1] & need_pairs == need_pairs and item[2] & need_things == need_things
+                ),
+                None,
+            )
+            if swap is not None:
+                cover = [*others, swap]
+                break
+        else:
+            return cover
 
 
 def _held_once_and_twice(holdings: Iterable[int]) -> tuple[int, int]:

@@ -251,3 +251,23 @@ def test_tier2_installs_every_declared_dependency_at_its_lowest_and_at_its_newes
         every = {c.answers[question] for c in space.combinations}
         assert {c.answers[question] for c in LOWEST} == every, question
     assert not {c.id for c in LOWEST} & {c.id for c in space.framework_defaults()}
+
+
+def test_the_swap_pass_replaces_dear_projects_by_a_cheaper_one_that_holds_what_they_held() -> None:
+    from combinations import Combination, _swap_for_cheaper
+
+    def item(name: str, pairs: int, things: int, cost: float):
+        return (Combination(name, {}, {}), pairs, things, cost)
+
+    anchor = item("anchor", 0b0001, 0b01, 1.0)
+    dear_a, dear_b = item("a", 0b0110, 0b10, 5.0), item("b", 0b1000, 0b00, 5.0)
+    other = item("other", 0b0010, 0b10, 1.0)  # holds thing 2 a second time
+    cheap = item("cheap", 0b1100, 0b10, 3.0)  # a's and b's pairs, for less than either pair
+    dearer = item("dearer", 0b1110, 0b10, 20.0)
+    cover = [anchor, dear_a, dear_b, other]
+    swapped = _swap_for_cheaper(
+        cover, 1, [dearer, cheap, *cover], pairs_required=0b1111, once=0b11, twice=0b10
+    )
+    assert [c.id for c, *_ in swapped] == ["anchor", "other", "cheap"]
+    # Nothing cheaper holds what a project alone holds: the cover is kept as it is.
+    assert _swap_for_cheaper(swapped, 1, [dearer, *swapped], 0b1111, 0b11, 0b10) == swapped
