@@ -4,7 +4,6 @@ Executions are read from the replicas' own JSON logs ("job started" with the tic
 key), so a double start is counted even if the ledger then refuses its effect.
 """
 
-import json
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ..support.jobs_fixtures import CLUSTER_LOCK_TTL_SECONDS, CLUSTER_TICK_SECONDS
-from ..support.server import wait_until
+from ..support.server import json_log_lines, wait_until
 from .harness import Cluster
 from .report import ClusterReport
 
@@ -25,10 +24,7 @@ def job_starts(cluster: Cluster) -> list[tuple[str, str]]:
     """(replica, idempotency key) of every start of the job, from every replica's log."""
     starts = []
     for replica in cluster.replicas:
-        for line in replica.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            entry = json.loads(line)
+        for entry in json_log_lines(replica.log_path):
             if entry.get("event") == "job started" and entry.get("job") == JOB:
                 starts.append((replica.name, str(entry["idempotency_key"])))
     return starts

@@ -1,6 +1,7 @@
 """Helpers for tests that run the service as a real process."""
 
 import functools
+import json
 import os
 import random
 import socket
@@ -102,6 +103,17 @@ class ServerProcess:
         """Everything the process wrote to stdout; call after it exited."""
         stdout, _ = self.process.communicate(timeout=30)
         return stdout
+
+
+def json_log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a process has written to the log file ``path`` so far.
+
+    Whole lines only: a live process may be in the middle of writing the last one, which is
+    read whole on a later call. Lines that are not JSON objects (a library printing) are skipped.
+    """
+    text = path.read_text(errors="replace") if path.exists() else ""
+    whole = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in whole.splitlines() if line.startswith("{")]
 
 
 def service_started(base_url: str) -> bool:
