@@ -15,7 +15,9 @@ from .support.server import ServerProcess, Services, free_port
 
 REQUEST = b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"
 # Probes are not logged: the access log shows this request only.
-FORWARDED_REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+FORWARDED_REQUEST = (
+    "GET / HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: 203.0.113.7\r\nX-Request-ID: {id}\r\n\r\n"
+)
 KEEPALIVE_TIMEOUT_SECONDS = 1
 CLOSED_WITHIN_SECONDS = 4
 
@@ -80,11 +82,16 @@ def test_keep_alive_connections_are_reused_within_the_timeout(
     connection.close()
 
 
-def access_log_clients(server: ServerProcess) -> list[str]:
+def access_log_clients(server: ServerProcess) -> dict[str, str]:
+    """The client address each request's access line names, keyed by request ID.
+
+    Keyed rather than listed: a server may write a request's access line after the next
+    request's, so the order of lines says nothing about which request they belong to.
+    """
     server.process.send_signal(signal.SIGINT)
     server.process.wait(timeout=30)
     lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
-    return [line["client"] for line in lines if line.get("event") == "request"]
+    return {line["request_id"]: line["client"] for line in lines if line.get("event") == "request"}
 
 
 def test_forwarded_client_address_is_used_only_from_trusted_proxies(
@@ -94,10 +101,13 @@ def test_forwarded_client_address_is_used_only_from_trusted_proxies(
     # The trusted proxy (127.0.0.1) and an untrusted client (127.0.0.2) send the same header.
     for source in ("127.0.0.1", "127.0.0.2"):
         connection = connect(server, source)
-        connection.sendall(FORWARDED_REQUEST)
+        connection.sendall(FORWARDED_REQUEST.format(id=f"from-{source}").encode())
         assert read_response(connection).startswith(b"HTTP/1.1 200")
         connection.close()
-    assert access_log_clients(server) == ["203.0.113.7", "127.0.0.2"]
+    assert access_log_clients(server) == {
+        "from-127.0.0.1": "203.0.113.7",
+        "from-127.0.0.2": "127.0.0.2",
+    }
 
 
 def test_test_servers_listen_outside_the_ports_outgoing_connections_take() -> None:
