@@ -42,7 +42,7 @@ PYPI = (
     "flask",
     "flask-cors",
     "boto3",
-    "gcp-storage-emulator>=2024.8.3,<2028",
+    "gcp-storage-emulator>=2026.7.19,<2028",
     "azure-storage-blob>=12.19,<13",
 )
 AZURITE_VERSION = "3.35.0"

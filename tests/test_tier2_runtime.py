@@ -11,6 +11,7 @@ import json
 import shlex
 import tomllib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +106,45 @@ REQUIRED_TESTS = (
 )
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+def attempt(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str, str | None]:
+    """Run one step; returns (seconds, stdout, a failure report or None)."""
     elapsed, proc = run_step(cmd, cwd, env)
+    failure = None
     if proc.returncode:
-        pytest.fail(
+        failure = (
             f"`{shlex.join(cmd)}` exited {proc.returncode} after {elapsed:.1f} s in {cwd}\n"
-            f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-3000:]}",
-            pytrace=False,
+            f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
         )
-    return elapsed, proc.stdout
+    return elapsed, proc.stdout, failure
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    elapsed, stdout, failure = attempt(cmd, cwd, env)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    return elapsed, stdout
+
+
+def label(cmd: list[str]) -> str:
+    return shlex.join(cmd[1:2] + cmd[4:]) if cmd[1] == "sync" else shlex.join(cmd[2:])
+
+
+def installed_versions(uv: str, venv: Path, cwd: Path, env: dict[str, str]) -> list[str]:
+    """What is installed in a virtual environment, one `name==version` per distribution."""
+    _, stdout = run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], cwd, env)
+    return stdout.splitlines()
+
+
+def run_checks(
+    commands: list[list[str]], cwd: Path, env: dict[str, str], timings: dict[str, float | str]
+) -> str | None:
+    """The pre-commit checks, one after another; the first failure's report, or None."""
+    for cmd in commands:
+        seconds, _, failure = attempt(cmd, cwd, env)
+        timings[label(cmd)] = round(seconds, 1)
+        if failure:
+            return failure
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -148,31 +179,57 @@ def test_rendered_project_installs_and_passes_its_own_checks(
     as_readme = combo == DEFAULT or combo == LOWEST[0]
     suite = [uv, "run", "pytest", "-q", "-rA", *([] if as_readme else ["-n", "0"])]
     lowest = resolution == "lowest-direct"
-    steps = [
-        [uv, "sync", "-p", python],
-        # The linters' own versions judge style, not whether the service works: checked at
-        # the newest versions, before a lowest-versions project installs its lower bounds.
-        *check_commands(project, uv),
-        *([[uv, "sync", "-p", python, "--resolution", resolution]] if lowest else []),
-        # The README's inner loop, exactly as written, on the default project. Its guard (a
-        # `fast` test that starts a process fails) is active in every full run below too, so
-        # the other combinations do not pay for a second pass over the same tests.
-        *([[uv, "run", "pytest", "-m", "fast"]] if combo == DEFAULT else []),
-        suite,
-    ]
+    # At the lowest versions the suite gets an environment of its own (outside the project, so
+    # the linters never walk it), and the newest one stays whole for the checks beside it.
+    # UV_RESOLUTION keeps every `uv run` at that resolution: without it, `uv run pytest` sees a
+    # lockfile resolved another way, resolves again and reinstalls the newest versions.
+    lowest_venv = tmp_path / "venv-lowest"
+    suite_env = (
+        env | {"UV_PROJECT_ENVIRONMENT": str(lowest_venv), "UV_RESOLUTION": resolution}
+        if lowest
+        else env
+    )
     timings: dict[str, float | str] = {}
     record_property("tier2_steps", timings)  # filled as steps finish: a failure shows them too
-    for cmd in steps:
-        label = shlex.join(cmd[1:2] + cmd[4:]) if cmd[1] == "sync" else shlex.join(cmd[2:])
-        seconds, stdout = run(cmd, project, env)
-        timings[label] = round(seconds, 1)
-        if cmd is suite:
-            missing = [test for test in REQUIRED_TESTS if f"PASSED {test}" not in stdout]
-            assert not missing, f"the rendered suite did not run {missing}"
-        if cmd[1:2] == ["sync"] and "deployment settings" not in timings:
-            timings["deployment settings"] = round(
-                _load_deployment_settings(project, uv, env, str(combo.answers["package_name"])), 1
-            )
+
+    def step(cmd: list[str], step_env: dict[str, str]) -> str:
+        seconds, stdout = run(cmd, project, step_env)
+        timings[label(cmd)] = round(seconds, 1)
+        return stdout
+
+    step([uv, "sync", "-p", python], env)
+    timings["deployment settings"] = round(
+        _load_deployment_settings(project, uv, env, str(combo.answers["package_name"])), 1
+    )
+    # The pre-commit checks run beside the suite, as parallel CI jobs would: mypy is all CPU
+    # while a suite spends about a quarter of its time waiting on timers and process starts.
+    # The linters' own versions judge style, not whether the service works: they check at the
+    # newest versions, on an environment nothing syncs under them (UV_NO_SYNC).
+    checks_env = env | {"UV_NO_SYNC": "1"}
+    with ThreadPoolExecutor(max_workers=1) as background:
+        checks = background.submit(
+            run_checks, check_commands(project, uv), project, checks_env, timings
+        )
+        try:
+            if lowest:
+                step([uv, "sync", "-p", python, "--resolution", resolution], suite_env)
+                synced = installed_versions(uv, lowest_venv, project, env)
+            # The README's inner loop, exactly as written, on the default project. Its guard (a
+            # `fast` test that starts a process fails) is active in every full run below too,
+            # so the other combinations do not pay for a second pass over the same tests.
+            if combo == DEFAULT:
+                step([uv, "run", "pytest", "-m", "fast"], suite_env)
+            stdout = step(suite, suite_env)
+            if lowest:
+                assert installed_versions(uv, lowest_venv, project, env) == synced, (
+                    "the suite ran on other versions than the lowest ones synced for it"
+                )
+        finally:
+            checks_failure = checks.result()
+    missing = [test for test in REQUIRED_TESTS if f"PASSED {test}" not in stdout]
+    assert not missing, f"the rendered suite did not run {missing}"
+    if checks_failure:
+        pytest.fail(checks_failure, pytrace=False)
 
 
 def _load_deployment_settings(project: Path, uv: str, env: dict[str, str], package: str) -> float:
