@@ -2,7 +2,7 @@
 run for the default and a few other combinations, and run against deliberately broken
 clusters, where it must fail on the property that was broken.
 
-Run with `pytest -m tier3 -n 3` (tests/run.sh runs tiers 2 and 3 together).
+Run with `pytest -m tier3 -n 2` (tests/run.sh runs tiers 2 and 3 together).
 """
 
 from __future__ import annotations
