@@ -37,20 +37,15 @@ class RequestLimits:
         return self.body_limits[max(matches, key=len)] if matches else self.max_body_bytes
 
 
-def head_size(scope: Scope) -> int:
-    """The size of the request line and headers as they came in (``name: value`` lines)."""
+def request_line_size(scope: Scope) -> int:
+    """The size of the request line as it came in (``GET /path?query HTTP/1.1``)."""
     target = scope.get("raw_path") or scope.get("path", "").encode()
     query = scope.get("query_string") or b""
-    line = len(scope.get("method", "")) + len(target) + len(query) + len(" ?HTTP/1.1\r\n")
-    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+    return len(scope.get("method", "")) + len(target) + len(query) + len(" ?HTTP/1.1\r\n")
 
 
-def declared_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name.lower() == b"content-length":
-            # An invalid or repeated length is the server's to refuse, not ours.
-            return int(value) if value.strip().isdigit() else None
-    return None
+# HTTP/1 frames a body by Content-Length or Transfer-Encoding; without either there is none.
+HTTP1_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 async def refuse(send: Send, status: int, detail: str) -> None:
@@ -69,7 +64,21 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         limits = self.limits
-        if len(scope["headers"]) > limits.max_headers or head_size(scope) > limits.max_header_bytes:
+        headers = scope["headers"]
+        # One pass over the headers: their size as sent (``name: value`` lines) and the body's.
+        head_bytes = request_line_size(scope) + 2
+        declared: int | None = None
+        chunked = False
+        for name, value in headers:
+            head_bytes += len(name) + len(value) + 4
+            lowered = name.lower()
+            if lowered == b"content-length":
+                if declared is None:
+                    # An invalid or repeated length is the server's to refuse, not ours.
+                    declared = int(value) if value.strip().isdigit() else None
+            elif lowered == b"transfer-encoding":
+                chunked = True
+        if len(headers) > limits.max_headers or head_bytes > limits.max_header_bytes:
             await refuse(
                 send,
                 431,
@@ -78,12 +87,16 @@ class RequestLimitsMiddleware:
             )
             return
         limit = limits.body_limit(scope["path"])
-        too_large = f"request body exceeds {limit} bytes"
-        declared = declared_length(scope)
         if declared is not None and declared > limit:
-            await refuse(send, 413, too_large)
+            await refuse(send, 413, f"request body exceeds {limit} bytes")
+            return
+        if not chunked and scope.get("http_version") in HTTP1_VERSIONS:
+            # No body, or one the server ends at its declared length (within the limit): the
+            # common case passes straight through, with nothing to count.
+            await self.app(scope, receive, send)
             return
 
+        too_large = f"request body exceeds {limit} bytes"
         received = 0
         exceeded = False
         started = False

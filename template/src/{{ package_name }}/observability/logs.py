@@ -25,6 +25,7 @@ What a line costs is paid on every request of every replica, so the path is kept
 
 import atexit
 import itertools
+import json
 import logging
 import operator
 import os
@@ -36,7 +37,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+import orjson
 import structlog
+
+from .request_id import current_request_id
 
 # Lines waiting for the writer. Past it, a logging call waits for room: a full queue means stdout
 # is not keeping up, and waiting keeps memory bounded without losing lines.
@@ -47,8 +51,49 @@ BATCH_LINES = 256
 # takes the interpreter lock from the event loop) once per batch instead of once per line.
 BATCH_WAIT_SECONDS = 0.005
 _STOP = object()
-_TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=True)
-_JSON_RENDERER = structlog.processors.JSONRenderer()
+
+
+def utc_timestamp() -> str:
+    """Now in UTC as ISO 8601 with microseconds and ``Z`` (structlog's ``TimeStamper(fmt="iso",
+    utc=True)`` format), the date and time of day formatted once per second, not once per line."""
+    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    cached_second, prefix = _formatted_second
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _set_formatted_second(second, prefix)
+    microseconds = nanoseconds // 1000
+    return f"{prefix}.{microseconds:06d}Z" if microseconds else f"{prefix}Z"
+
+
+# One tuple, replaced whole: a thread never reads one second's prefix with another's.
+_formatted_second: tuple[int, str] = (-1, "")
+
+
+def _set_formatted_second(second: int, prefix: str) -> None:
+    global _formatted_second
+    _formatted_second = (second, prefix)
+
+
+def add_timestamp(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event_dict["timestamp"] = utc_timestamp()
+    return event_dict
+
+
+def json_line(event: dict[str, Any], **options: Any) -> str:
+    """One JSON object on one line. orjson writes it in about a tenth of ``json.dumps``' time;
+    what orjson refuses (an integer past 64 bits, say) ``json.dumps`` writes instead, so a log
+    call never fails on a value."""
+    try:
+        return orjson.dumps(
+            event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event, **options)
+
+
+_JSON_RENDERER = structlog.processors.JSONRenderer(serializer=json_line)
 ACCESS_LOGGER = "access"
 
 
@@ -210,9 +255,10 @@ def configure_logging(
     """Log ``level`` and above as JSON (or console) lines to ``stream`` (default: stdout)."""
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        _TIMESTAMPER,
+        add_timestamp,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
@@ -266,11 +312,13 @@ class AccessLine:
             fields.setdefault("service", self.service)
         for key, value in structlog.contextvars.get_contextvars().items():
             fields.setdefault(key, value)
+        request_id = current_request_id()
+        if request_id is not None:
+            fields.setdefault("request_id", request_id)
         fields["level"] = "info"
         fields["logger"] = ACCESS_LOGGER
-        _TIMESTAMPER(None, "info", fields)
-        line = _JSON_RENDERER(None, "info", fields)
-        self.writer.put(line if isinstance(line, str) else line.decode())
+        fields["timestamp"] = utc_timestamp()
+        self.writer.put(json_line(fields))
 
 
 def log_request(**fields: Any) -> None:
@@ -279,6 +327,17 @@ def log_request(**fields: Any) -> None:
         _access.write(fields)
     else:  # console format, a level above INFO, or logging not configured: the ordinary path
         structlog.get_logger(ACCESS_LOGGER).info("request", **fields)
+
+
+def add_request_id(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """The ID of the request being handled, on every line written while it is (a context
+    variable of its own: cheaper per request than binding it in structlog's)."""
+    request_id = current_request_id()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
 
 
 def _add_service(service: str) -> structlog.types.Processor:

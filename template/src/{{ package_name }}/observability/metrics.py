@@ -109,25 +109,35 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_progress = _child(IN_PROGRESS, method)
+        in_progress = _in_progress_of(method)
         in_progress.inc()
         try:
             await self.app(scope, receive, record_status)
         finally:
             in_progress.dec()
             route = self.resolve_route(scope) or endpoint_route(scope) or UNMATCHED_ROUTE
-            _child(REQUESTS, method, route, str(status)).inc()
-            _child(DURATION, method, route).observe(time.perf_counter() - began)
+            requests, duration = _counted_by(method, route, status)
+            requests.inc()
+            duration.observe(time.perf_counter() - began)
 
 
-# Each metric's child per label values, looked up without prometheus_client's lock and checks
-# on every request. Bounded like the labels themselves: methods, route templates, statuses.
-_children: dict[tuple[object, ...], Any] = {}
+# Each metric's children per label values, looked up once and kept: a request pays a dict lookup,
+# not prometheus_client's lock and checks. Bounded like the labels: methods, routes, statuses.
+_in_progress: dict[str, Any] = {}
+_counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
-def _child(metric: Counter | Gauge | Histogram, *labels: str) -> Any:
-    key = (metric, *labels)
-    child = _children.get(key)
+def _in_progress_of(method: str) -> Any:
+    child = _in_progress.get(method)
     if child is None:
-        child = _children[key] = metric.labels(*labels)
+        child = _in_progress[method] = IN_PROGRESS.labels(method)
     return child
+
+
+def _counted_by(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and the duration histogram of one method, route and status."""
+    children = _counted.get((method, route, status))
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), DURATION.labels(method, route))
+        _counted[(method, route, status)] = children
+    return children

@@ -1,15 +1,13 @@
 """Request IDs: taken from the incoming header when it is sane, otherwise generated.
 
-The ID is returned in the response header, bound to every log line written while the request is
-handled, and available to outbound calls through ``outbound_headers()`` so a request can be followed
-across services.
+The ID is returned in the response header, added to every log line written while the request is
+handled (``logs.add_request_id`` reads it from this module's context variable), and available to
+outbound calls through ``outbound_headers()`` so a request can be followed across services.
 """
 
 import random
 import re
 from contextvars import ContextVar
-
-import structlog
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,24 +37,26 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(self._header_key, b"").decode("latin-1")
+        header_key = self._header_key
+        incoming = b""
+        for name, value in scope["headers"]:
+            if name == header_key:
+                incoming = value
+        text = incoming.decode("latin-1")
         # 128 random bits as 32 hex digits. A correlation ID, not a secret (a client may send
         # its own), so the process's PRNG serves: no system call per request, unlike uuid4().
-        request_id = incoming if _VALID_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+        request_id = text if _VALID_ID.match(text) else f"{random.getrandbits(128):032x}"
+        id_header = (header_key, request_id.encode("latin-1"))
         token = _current_request_id.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != self._header_key
-                ]
-                headers.append((self._header_key, request_id.encode("latin-1")))
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != header_key]
+                headers.append(id_header)
                 message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.unbind_contextvars("request_id")
             _current_request_id.reset(token)

@@ -53,7 +53,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        credentialed = any(name in CREDENTIAL_HEADERS for name, _ in scope["headers"])
+        credentialed = False
+        for name, _ in scope["headers"]:
+            if name in CREDENTIAL_HEADERS:
+                credentialed = True
+                break
         started = False
 
         async def send_with_headers(message: Message) -> None:
