@@ -98,8 +98,10 @@ def hidden(view: View) -> View:
     return view
 
 
+@lru_cache(maxsize=1024)
 def path_template(rule: str) -> str:
-    """A Flask rule as a path template: ``/files/<path:key>`` is ``/files/{key}``."""
+    """A Flask rule as a path template: ``/files/<path:key>`` is ``/files/{key}`` (kept per rule:
+    the metrics label every request with it)."""
     return RULE_PARAMETER.sub(lambda match: "{" + match[2] + "}", rule)
 
 
