@@ -6,6 +6,7 @@ process only supervises them (``processes``).
 
 import argparse
 import functools
+import gc
 from collections.abc import Callable
 from socket import socket
 
@@ -90,6 +91,9 @@ def serve_in_this_process(
     sockets: list[socket] | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> int:
+    # Building the application imports the web framework and every route: the collector is
+    # paused until the server serves (DrainingServer.startup), as while the CLI imports.
+    gc.disable()
     logger = get_logger(__name__)
     if app_factory is None:
         from ..web.app import create_app
