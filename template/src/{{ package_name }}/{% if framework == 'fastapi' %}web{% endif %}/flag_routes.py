@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ..flags import FeatureFlags, evaluation_context
 from .dependencies import FeatureFlagsDep, SessionDep
+from .routers import add_router
 
 GREETING_FLAG = "greeting"
 DEFAULT_GREETING = "Hello"
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/features", tags=["features"])
 
 def install(app: FastAPI, flags: FeatureFlags) -> None:
     app.state.feature_flags = flags
-    app.include_router(router)
+    add_router(app, router)
 
 
 class Greeting(BaseModel):

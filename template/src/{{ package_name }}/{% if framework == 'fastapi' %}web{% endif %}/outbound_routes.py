@@ -22,6 +22,7 @@ from ..outbound import (
     UpstreamUnavailable,
 )
 from .dependencies import OutboundDep
+from .routers import add_router
 
 logger = get_logger(__name__)
 EXAMPLE_UPSTREAM = "example"
@@ -41,7 +42,7 @@ def install(app: FastAPI, client: OutboundClient) -> None:
     app.state.outbound = client
     for failure in ANSWERS:
         app.add_exception_handler(failure, upstream_failed)
-    app.include_router(router)
+    add_router(app, router)
 
 
 async def upstream_failed(request: Request, exc: Exception) -> JSONResponse:

@@ -52,6 +52,7 @@ from ..storage import (
 from ..storage import KEY_PATTERN as STORAGE_KEY_PATTERN
 from ..storage.local_storage import LocalStorage
 from .dependencies import StorageDep, StorageSettingsDep, require_login
+from .routers import add_router
 
 logger = get_logger(__name__)
 
@@ -93,8 +94,8 @@ def install(app: FastAPI, storage: ObjectStorage, settings: StorageSettings) -> 
     app.add_exception_handler(ObjectRejected, invalid_object)
     app.add_exception_handler(ObjectConflict, object_conflict)
     app.add_exception_handler(UploadInterrupted, upload_interrupted)
-    app.include_router(router)
-    app.include_router(signed_router)
+    add_router(app, router)
+    add_router(app, signed_router)
 
 
 async def object_not_found(request: Request, exc: Exception) -> JSONResponse:
