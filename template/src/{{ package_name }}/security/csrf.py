@@ -20,10 +20,10 @@ rely on ambient credentials and are not checked.
 """
 
 import json
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
 
 from ..asgi import ASGIApp, Receive, Scope, Send, send_json
+from ..cookies import cookie_value
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
@@ -73,17 +73,8 @@ class CsrfMiddleware:
         self.trusted_origins = trusted_origins
 
     def _carries_cookie(self, scope: Scope) -> bool:
-        for name, raw in scope["headers"]:
-            if name != b"cookie":
-                continue
-            try:
-                if self.cookie_name in SimpleCookie(raw.decode("latin-1")):
-                    return True
-            except CookieError:
-                # Unparseable as a whole: look for the name, so a malformed header cannot hide it.
-                if f"{self.cookie_name}=".encode() in raw:
-                    return True
-        return False
+        # Read as the sessions read it (cookies.py): what they can see, this check sees.
+        return cookie_value(scope["headers"], self.cookie_name) is not None
 
     def _own_origin(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
         host = headers.get(b"host", b"").decode("latin-1")

@@ -9,9 +9,9 @@ silently dropping the session.
 """
 
 import json
-from http.cookies import CookieError, SimpleCookie
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send
+from ..cookies import cookie_value
 from ..observability.logs import get_logger
 from ..store import StoreUnavailable
 from .manager import Session, SessionManager
@@ -32,20 +32,10 @@ class LazySession:
 
     async def get(self) -> Session:
         if self.session is None:
-            self.session = await self.manager.load(self._cookie())
+            cookie = cookie_value(self.scope["headers"], self.manager.cookie.name)
+            self.session = await self.manager.load(cookie)
             self.scope["session"] = self.session
         return self.session
-
-    def _cookie(self) -> str | None:
-        for name, value in self.scope["headers"]:
-            if name == b"cookie":
-                try:
-                    cookie = SimpleCookie(value.decode("latin-1"))
-                except CookieError:
-                    return None
-                morsel = cookie.get(self.manager.cookie.name)
-                return morsel.value if morsel else None
-        return None
 
 
 async def request_session(scope: Scope) -> Session:
