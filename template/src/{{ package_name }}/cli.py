@@ -37,19 +37,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # process and hardly any garbage: the collector's passes over them would cost every start
     # tens of milliseconds of CPU for nothing. It is back on before the command runs.
     gc.disable()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    known = command_modules()
-    chosen = arguments[0] if arguments else DEFAULT_COMMAND
-    # The top-level help and an unknown command list every command; anything else needs one.
-    if chosen in known:
-        modules = {chosen: importlib.import_module(known[chosen])}
-    else:
-        modules = available_commands()
-    parser = argparse.ArgumentParser(prog=f"python -m {__package__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="command")
-    for name, module in sorted(modules.items()):
-        module.add_arguments(subparsers.add_parser(name, help=module.HELP))
-    args = parser.parse_args(arguments)
-    gc.enable()
+    try:
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        known = command_modules()
+        chosen = arguments[0] if arguments else DEFAULT_COMMAND
+        # The top-level help and an unknown command list every command; anything else needs one.
+        if chosen in known:
+            modules = {chosen: importlib.import_module(known[chosen])}
+        else:
+            modules = available_commands()
+        parser = argparse.ArgumentParser(prog=f"python -m {__package__}")
+        subparsers = parser.add_subparsers(dest="command", metavar="command")
+        for name, module in sorted(modules.items()):
+            module.add_arguments(subparsers.add_parser(name, help=module.HELP))
+        args = parser.parse_args(arguments)
+    finally:
+        gc.enable()  # also after --help or a usage error (SystemExit)
     command: int = modules[args.command or DEFAULT_COMMAND].run(args)
     return command

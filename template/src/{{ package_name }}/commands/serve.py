@@ -94,6 +94,18 @@ def serve_in_this_process(
     # Building the application imports the web framework and every route: the collector is
     # paused until the server serves (DrainingServer.startup), as while the CLI imports.
     gc.disable()
+    try:
+        return _build_and_serve(settings, app_factory, sockets, on_started)
+    finally:
+        gc.enable()  # on if the server never started (a refused start, a port in use)
+
+
+def _build_and_serve(
+    settings: Settings,
+    app_factory: AppFactory | None,
+    sockets: list[socket] | None,
+    on_started: Callable[[], None] | None,
+) -> int:
     logger = get_logger(__name__)
     if app_factory is None:
         from ..web.app import create_app
