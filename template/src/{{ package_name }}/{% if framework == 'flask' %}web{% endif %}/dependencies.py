@@ -67,7 +67,7 @@ def storage_settings() -> StorageSettings:
 
 
 def asgi_scope() -> Scope:
-    """The ASGI scope of the current request (a2wsgi puts it in the WSGI environ)."""
+    """The ASGI scope of the current request (the WSGI bridge puts it in the environ)."""
     return cast(Scope, request.environ["asgi.scope"])
 
 

@@ -1,12 +1,13 @@
-"""The sync facade over the async core: Flask views are plain functions in a2wsgi's threads.
+"""The sync facade over the async core: Flask views are plain functions on worker threads.
 
 The core (store, cache, storage, jobs, database) is async and its connections belong to the
 server's event loop. A view runs on a worker thread while that loop keeps serving, so it hands
 each coroutine to the loop and waits for the result: ``run(cache.get(key))``. The loop is the
 one the ASGI entry (``app.FlaskService``) was called on, bound per request in a context variable
-that a2wsgi copies into the view's thread. No event loop is ever created per request, and one
-pool per process serves every thread (the chart's connection budget holds). Database work goes
-through ``db.transaction``, which runs a view's synchronous SQLAlchemy code through ``run``.
+that the WSGI bridge copies into the view's thread. No event loop is ever created per request,
+and one pool per process serves every thread (the chart's connection budget holds). Database
+work goes through ``db.transaction``, which runs a view's synchronous SQLAlchemy code through
+``run``.
 
 When the server cancels a request (its shutdown grace period ran out), the coroutines the view
 is waiting on are cancelled too: ``run`` then raises ``concurrent.futures.CancelledError`` in

@@ -15,10 +15,10 @@ metadata or request the storage cannot take 422 (naming the problem), a key that
 another object (a file where a folder is needed) 409, storage unreachable 503 (with Retry-After:
 only an outage is 503), credentials refused by the storage 502.
 
-The views run on a2wsgi's threads and the storage on the server's loop (``portal``). An upload
-is the storage's own ``put`` awaited through the portal, reading the request body on the loop
-straight from the ASGI channel: the view's thread only waits, the body is never gathered, and a
-client that goes away is seen as such (a2wsgi's ``wsgi.input`` would read it as the end of the
+The views run on the WSGI bridge's threads and the storage on the server's loop (``portal``). An
+upload is the storage's own ``put`` awaited through the portal, reading the request body on the
+loop straight from the ASGI channel: the view's thread only waits, the body is never gathered,
+and a client that goes away is seen as such (``wsgi.input`` would read it as the end of the
 body, and store a truncated object). A download hands the storage's chunks to the WSGI server
 one by one through ``portal.iterate``, and stops when the client goes away.
 """
@@ -247,7 +247,7 @@ def refuse_declared_size(limit: int) -> None:
 
 async def request_body(body: Body) -> AsyncIterator[bytes]:
     """The request body as it streams in, read on the server's loop from the ASGI channel
-    a2wsgi's ``wsgi.input`` wraps; ClientDisconnect if the client goes away."""
+    ``wsgi.input`` (a2wsgi's Body) wraps; ClientDisconnect if the client goes away."""
     if body.buffer:  # read through wsgi.input before: never the case for the upload routes
         yield bytes(body.buffer)
         body.buffer.clear()
@@ -347,7 +347,7 @@ async def client_gone(body: Body) -> None:
 
 
 async def until_client_gone(chunks: AsyncIterator[bytes], body: Body) -> AsyncIterator[bytes]:
-    """The download's chunks, stopping once the client has gone away: a2wsgi would go on
+    """The download's chunks, stopping once the client has gone away: the bridge would go on
     sending them to nobody, holding a worker thread and the storage's stream to the end."""
     gone = asyncio.ensure_future(client_gone(body))
     try:
