@@ -10,6 +10,12 @@ on one core that halves bare Flask's CPU per request (docs/decisions.md, "A WSGI
 served by the core's server through its own bridge"). A response without a declared length,
 or a larger one (a streamed download), still goes chunk by chunk as the view produces it, each
 chunk sent before the next is made, so memory stays bounded and a slow stream is not held back.
+
+A view's thread cannot be interrupted. When the server cancels a request whose view is running
+(its shutdown grace period is over), the bridge calls ``on_cancel`` (the app cancels what the
+view waits on, so it answers soon), waits up to ``cancelled_answer_seconds`` for that answer and
+sends it like any other; only a view that does not answer by then leaves the request cancelled.
+A request still queued for a thread is cancelled at once: its view never runs.
 """
 
 import asyncio
@@ -35,9 +41,17 @@ class WSGIBridge:
     """The ASGI application serving ``app`` on a pool of ``workers`` threads: HTTP requests
     (the server loads no WebSocket protocol) and the lifespan, which a WSGI app does not have."""
 
-    def __init__(self, app: WSGIApp, workers: int) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        workers: int,
+        on_cancel: Callable[[], None] | None = None,
+        cancelled_answer_seconds: float = 5.0,
+    ) -> None:
         self.app = app
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="WSGI")
+        self.on_cancel = on_cancel
+        self.cancelled_answer_seconds = cancelled_answer_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -49,9 +63,21 @@ class WSGIBridge:
         exchange = _Exchange(self.app, loop, send)
         # The view sees the request's context variables (the portal to this loop, for one).
         context = contextvars.copy_context()
-        gathered = await loop.run_in_executor(
-            self.executor, lambda: context.run(exchange.run, environ)
-        )
+        answer = self.executor.submit(context.run, exchange.run, environ)
+        try:
+            gathered = await asyncio.wrap_future(answer)
+        except asyncio.CancelledError:
+            if self.on_cancel is None or answer.cancelled():  # no view running to wait for
+                raise
+            self.on_cancel()
+            answered = asyncio.wrap_future(answer)
+            done, _ = await asyncio.wait({answered}, timeout=self.cancelled_answer_seconds)
+            if not done:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancellation is handled: the view's answer goes out
+            gathered = answered.result()
         if gathered is not None:
             start, body = gathered
             await send(start)
