@@ -18,8 +18,15 @@ Replicas = tuple[ServerProcess, ServerProcess]
 
 @pytest.fixture
 def replicas(module_services: Services, store_server: StoreServer) -> Replicas:
-    """Two replicas on the session's store, started once for the module's tests."""
-    env = {"STORE_URL": store_server.url, "SECRET_KEY": KEY, "KEY_NAMESPACE": "replicas-test"}
+    """Two replicas on the session's store, started once for the module's tests. No in-process
+    scheduler: its job ledger reads the store at every minute's tick, and the store commands
+    counted here are the requests' alone (the variable is ignored where there is no scheduler)."""
+    env = {
+        "STORE_URL": store_server.url,
+        "SECRET_KEY": KEY,
+        "KEY_NAMESPACE": "replicas-test",
+        "JOBS_SCHEDULER_ENABLED": "false",
+    }
     return module_services.shared("a", **env), module_services.shared("b", **env)
 
 
